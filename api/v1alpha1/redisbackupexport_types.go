@@ -1,0 +1,233 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types and reasons written to status.conditions.
+const (
+	// ConditionReady is True while the target Secret holds a valid, unexpired
+	// link for the current spec.
+	ConditionReady = "Ready"
+)
+
+// Reasons of the Ready condition.
+const (
+	// ReasonRefreshed: the Secret holds a fresh link.
+	ReasonRefreshed = "Refreshed"
+	// ReasonRefreshFailing: the current link is still valid, but refreshing
+	// it failed transiently and is being retried.
+	ReasonRefreshFailing = "RefreshFailing"
+	// ReasonCredentialsNotFound: the credentials Secret does not exist.
+	ReasonCredentialsNotFound = "CredentialsNotFound"
+	// ReasonCredentialsInvalid: the credentials Secret lacks a key or has an
+	// empty value.
+	ReasonCredentialsInvalid = "CredentialsInvalid"
+	// ReasonProviderRejected: the API refused the request in a way retrying
+	// will not fix (signature, permissions, unknown backup...).
+	ReasonProviderRejected = "ProviderRejected"
+	// ReasonProviderUnavailable: the API failed transiently and there is no
+	// valid link to fall back on.
+	ReasonProviderUnavailable = "ProviderUnavailable"
+	// ReasonSecretConflict: the target Secret exists and is not managed by
+	// this resource; the operator leaves it alone.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonLinkTooShort: the API returned a link that expires too soon to be
+	// useful.
+	ReasonLinkTooShort = "LinkTooShort"
+)
+
+// RedisBackupExportSpec names a URedis backup whose time-limited download
+// link the operator keeps fresh in a Secret.
+// +kubebuilder:validation:XValidation:rule="!has(self.slaveZone) || (has(self.regionFlag) && self.regionFlag)",message="slaveZone may only be set together with regionFlag: true (it names the slave's zone of a cross-IDC instance)"
+// +kubebuilder:validation:XValidation:rule="!has(self.slaveZone) || !has(self.zone) || self.slaveZone != self.zone",message="slaveZone must differ from zone"
+type RedisBackupExportSpec struct {
+	// backupId is the ID of the backup to export, as the cloud API reports it
+	// (for example a UUID).
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
+	BackupID string `json:"backupId"`
+
+	// region is the cloud region of the backup, for example cn-bj2.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]+(-[a-z0-9]+)*$`
+	Region string `json:"region"`
+
+	// zone is the availability zone of the instance, for example cn-bj2-04.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]+(-[a-z0-9]+)*$`
+	Zone string `json:"zone,omitempty"`
+
+	// projectId is the cloud project; the account's default project when
+	// empty. Sub-accounts must set it.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9_-]*$`
+	ProjectID string `json:"projectId,omitempty"`
+
+	// groupId is the ID of the Redis instance the backup belongs to.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9_-]*$`
+	GroupID string `json:"groupId,omitempty"`
+
+	// regionFlag marks a cross-IDC instance (the API's RegionFlag).
+	// +optional
+	RegionFlag *bool `json:"regionFlag,omitempty"`
+
+	// slaveZone is the zone of the slave of a cross-IDC instance. Only valid
+	// with regionFlag: true, and never equal to zone.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]+(-[a-z0-9]+)*$`
+	SlaveZone string `json:"slaveZone,omitempty"`
+
+	// isCrossRegion asks for the cross-region backup link (the API's
+	// IsCrossRegion).
+	// +optional
+	IsCrossRegion *bool `json:"isCrossRegion,omitempty"`
+
+	// credentialsRef names the Secret, in the resource's own namespace, that
+	// holds the cloud API key pair.
+	// +required
+	CredentialsRef CredentialsReference `json:"credentialsRef"`
+
+	// target describes the Secret the operator writes the link into.
+	// +optional
+	Target TargetSecret `json:"target,omitempty"`
+}
+
+// CredentialsReference points at a Secret in the same namespace holding an
+// API key pair. There is deliberately no namespace field: a resource can only
+// use credentials its own namespace already holds.
+type CredentialsReference struct {
+	// name is the name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// publicKeyKey is the key of the public key in the Secret's data.
+	// +optional
+	// +kubebuilder:default=publicKey
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	PublicKeyKey string `json:"publicKeyKey,omitempty"`
+
+	// privateKeyKey is the key of the private key in the Secret's data.
+	// +optional
+	// +kubebuilder:default=privateKey
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	PrivateKeyKey string `json:"privateKeyKey,omitempty"`
+}
+
+// TargetSecret describes the Secret that receives the link.
+type TargetSecret struct {
+	// name of the Secret to write, in the resource's namespace. Defaults to
+	// the resource's name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name,omitempty"`
+}
+
+// RedisBackupExportStatus is the observed state of a RedisBackupExport.
+type RedisBackupExportStatus struct {
+	// backupPath is the current download link. It is a bearer credential
+	// until expiresAt: whoever can read this resource can download the
+	// backup.
+	// +optional
+	BackupPath string `json:"backupPath,omitempty"`
+
+	// expiresAt is when backupPath stops working.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// lastRefreshTime is when the current link was obtained.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+
+	// nextRefreshTime is when the operator plans to fetch a new link.
+	// +optional
+	NextRefreshTime *metav1.Time `json:"nextRefreshTime,omitempty"`
+
+	// secretName is the name of the Secret holding the link.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+
+	// observedGeneration is the generation of the spec that the current link
+	// was obtained for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// failureCount is the number of consecutive failed refresh attempts;
+	// it drives the retry backoff and is reset by a success.
+	// +optional
+	FailureCount int32 `json:"failureCount,omitempty"`
+
+	// lastFailureTime is when the last refresh attempt failed.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
+	// conditions describe the resource's state; Ready is the one to watch.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// RedisBackupExport keeps a time-limited download link of a URedis backup
+// fresh in a Secret.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rbe,categories=uredis
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.spec.backupId`
+// +kubebuilder:printcolumn:name="Region",type=string,JSONPath=`.spec.region`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.spec.credentialsRef.name != (has(self.spec.target) && has(self.spec.target.name) ? self.spec.target.name : self.metadata.name)",message="the target Secret must not be the credentials Secret: set spec.target.name to another name"
+type RedisBackupExport struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec RedisBackupExportSpec `json:"spec"`
+
+	// +optional
+	Status RedisBackupExportStatus `json:"status,omitempty"`
+}
+
+// TargetSecretName is the name of the Secret the link is written to.
+func (r *RedisBackupExport) TargetSecretName() string {
+	if r.Spec.Target.Name != "" {
+		return r.Spec.Target.Name
+	}
+	return r.Name
+}
+
+// RedisBackupExportList is a list of RedisBackupExport.
+// +kubebuilder:object:root=true
+type RedisBackupExportList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []RedisBackupExport `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&RedisBackupExport{}, &RedisBackupExportList{})
+}

@@ -1,0 +1,291 @@
+// Package controllers holds the RedisBackupExport reconciler. It is kept
+// thin: timing decisions live in internal/schedule, status wording in
+// status.go, and the cloud API behind the BackupLinkResolver interface.
+package controllers
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/schedule"
+)
+
+// BackupLinkResolver is the part of the cloud client the reconciler uses.
+type BackupLinkResolver interface {
+	DescribeBackupURL(ctx context.Context, creds cloud.Credentials, req cloud.BackupURLRequest) (cloud.BackupLink, error)
+}
+
+// RedisBackupExportReconciler keeps each RedisBackupExport's link fresh in
+// its target Secret.
+type RedisBackupExportReconciler struct {
+	// Client reads RedisBackupExports and managed Secrets from the cache and
+	// writes through to the API server.
+	client.Client
+	// APIReader reads uncached: credentials Secrets, and a target Secret the
+	// cache cannot see because another party owns it.
+	APIReader client.Reader
+	// SecretMetadata reads the metadata-only cache of all Secrets, used to
+	// notice credentials changes without caching their data.
+	SecretMetadata client.Reader
+	Cloud          BackupLinkResolver
+	Clock          clock.PassiveClock
+	Policy         schedule.Policy
+	// TransientBackoff paces retries after outages; PermanentBackoff after
+	// errors only the user can fix (slowly: credentials or permissions can
+	// change outside the cluster).
+	TransientBackoff schedule.Backoff
+	PermanentBackoff schedule.Backoff
+	// Jitter returns a random number in [0, 1).
+	Jitter func() float64
+
+	credentials *credentialStore
+	// rejectedWith remembers, per resource UID, the credentials Secret's
+	// resourceVersion when the provider last rejected the resource, so that
+	// a credentials change retries at once and anything else waits.
+	rejectedWith sync.Map
+	// writtenStatus holds, per resource UID, the last status this
+	// reconciler wrote. The cache can lag a write behind (an event for our
+	// own Secret may arrive before the status patch is seen), and deciding on
+	// a stale status would fetch a second link for nothing. The operator is
+	// the status' only writer, so its own last write is the freshest copy.
+	writtenStatus sync.Map
+	// uids maps a resource's name to its UID, to clean up after deletion.
+	uids sync.Map
+}
+
+// +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports,verbs=get;list;watch
+// +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+
+// Reconcile brings one RedisBackupExport's Secret and status up to date and
+// schedules the next visit.
+func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	export := &uredisv1alpha1.RedisBackupExport{}
+	if err := r.Get(ctx, req.NamespacedName, export); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if written, ok := r.writtenStatus.Load(export.UID); ok {
+		export.Status = *written.(*uredisv1alpha1.RedisBackupExportStatus).DeepCopy()
+	}
+	if !export.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // the Secret goes with it through its owner reference
+	}
+	original := export.DeepCopy()
+	now := r.Clock.Now()
+
+	secret, err := r.cachedTargetSecret(ctx, export)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	credentialsVersion := r.credentialsVersion(ctx, export)
+	decision := schedule.Decide(r.Policy, r.observe(export, secret, credentialsVersion, now))
+	log.FromContext(ctx).V(1).Info("decided", "action", decision.Action.String(), "reason", decision.Reason)
+
+	result := ctrl.Result{RequeueAfter: decision.RequeueAfter}
+	if decision.Action == schedule.Refresh {
+		if result, err = r.refresh(ctx, export, secret, credentialsVersion, now); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return result, r.patchStatus(ctx, original, export)
+}
+
+// observe gathers what schedule.Decide needs.
+func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, credentialsVersion string, now time.Time) schedule.Observation {
+	st := export.Status
+	ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
+	obs := schedule.Observation{
+		Now: now,
+		// The Ready condition records the generation of the last attempt,
+		// successful or not; status.observedGeneration only successes.
+		SpecChanged:   ready == nil || ready.ObservedGeneration != export.Generation,
+		HasLink:       linkForCurrentSpec(export),
+		SecretInSync:  secretInSync(secret, export),
+		WaitingOnUser: ready != nil && ready.Reason == uredisv1alpha1.ReasonProviderRejected,
+	}
+	if st.ExpiresAt != nil {
+		obs.ExpiresAt = st.ExpiresAt.Time
+	}
+	if st.NextRefreshTime != nil {
+		obs.NextAttempt = st.NextRefreshTime.Time
+	}
+	if rejected, ok := r.rejectedWith.Load(export.UID); ok {
+		obs.CredentialsChanged = rejected.(string) != credentialsVersion
+	}
+	return obs
+}
+
+func linkForCurrentSpec(export *uredisv1alpha1.RedisBackupExport) bool {
+	st := export.Status
+	return st.BackupPath != "" && st.ExpiresAt != nil && st.ObservedGeneration == export.Generation
+}
+
+// refresh obtains a new link and writes it, or records why it could not.
+// Only errors of the Kubernetes API are returned; everything else becomes
+// status and a planned retry.
+func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, credentialsVersion string, now time.Time) (ctrl.Result, error) {
+	link, err := r.fetchLink(ctx, export, secret, credentialsVersion)
+	if err == nil {
+		err = r.writeSecret(ctx, export, secret, secretData(export, link.URL, link.InnerURL, link.ExpiresAt))
+	}
+	if isKubernetesAPIError(err) {
+		return ctrl.Result{}, err
+	}
+	if err != nil {
+		return r.recordFailure(ctx, export, err, credentialsVersion, now), nil
+	}
+
+	next := r.Policy.RefreshTime(link.ObtainedAt, link.ExpiresAt, 0, r.Jitter())
+	refreshed(export, link, next)
+	r.rejectedWith.Delete(export.UID)
+	log.FromContext(ctx).Info("refreshed link", "expiresAt", formatTime(link.ExpiresAt), "nextRefresh", formatTime(next))
+	return ctrl.Result{RequeueAfter: next.Sub(now)}, nil
+}
+
+// fetchLink checks that the target Secret is ours to write, then asks the
+// API for a link. The check comes first so that a name clash costs no quota.
+func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, credentialsVersion string) (cloud.BackupLink, error) {
+	if err := r.checkTargetWritable(ctx, export, secret); err != nil {
+		return cloud.BackupLink{}, err
+	}
+	creds, err := r.credentials.Load(ctx, export, credentialsVersion)
+	if err != nil {
+		return cloud.BackupLink{}, err
+	}
+	link, err := r.Cloud.DescribeBackupURL(ctx, creds, backupURLRequest(export.Spec))
+	if err != nil {
+		return cloud.BackupLink{}, err
+	}
+	if r.Policy.TooShort(link.ObtainedAt, link.ExpiresAt) {
+		return cloud.BackupLink{}, &linkTooShortError{lifetime: link.ExpiresAt.Sub(link.ObtainedAt), minimum: r.Policy.MinUsefulLifetime}
+	}
+	return link, nil
+}
+
+// checkTargetWritable refuses a target Secret owned by someone else. The
+// cache only holds managed Secrets, so a foreign one is looked up directly,
+// but only after a clash was seen: a first sync costs no extra read.
+func (r *RedisBackupExportReconciler) checkTargetWritable(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret) error {
+	if secret != nil {
+		if !metav1.IsControlledBy(secret, export) {
+			return newConflictError(export)
+		}
+		return nil
+	}
+	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+	if ready == nil || ready.Reason != uredisv1alpha1.ReasonSecretConflict {
+		return nil
+	}
+	err := r.classifyExistingSecret(ctx, export)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// recordFailure writes a failed attempt into status and plans the retry.
+func (r *RedisBackupExportReconciler) recordFailure(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, err error, credentialsVersion string, now time.Time) ctrl.Result {
+	reason, waitsOnUser := classifyFailure(err)
+	var retryAt time.Time
+	switch {
+	case reason == uredisv1alpha1.ReasonProviderRejected:
+		retryAt = now.Add(r.PermanentBackoff.Delay(export.Status.FailureCount+1, r.Jitter()))
+		r.rejectedWith.Store(export.UID, credentialsVersion)
+	case !waitsOnUser:
+		retryAt = now.Add(r.TransientBackoff.Delay(export.Status.FailureCount+1, r.Jitter()))
+	}
+	// Credentials and Secret clashes have no timed retry: the watches on
+	// Secrets bring the resource back as soon as the user fixes them.
+	failed(export, failure{err: err, reason: reason, retryAt: retryAt}, now, linkForCurrentSpec(export) && now.Before(export.Status.ExpiresAt.Time))
+
+	logger := log.FromContext(ctx)
+	if code, ok := cloud.RetCodeOf(err); ok {
+		logger = logger.WithValues("retCode", code)
+	}
+	logger.Info("refresh failed", "reason", reason, "error", err.Error(), "failureCount", export.Status.FailureCount)
+	if retryAt.IsZero() {
+		return ctrl.Result{}
+	}
+	return ctrl.Result{RequeueAfter: retryAt.Sub(now)}
+}
+
+func backupURLRequest(spec uredisv1alpha1.RedisBackupExportSpec) cloud.BackupURLRequest {
+	return cloud.BackupURLRequest{
+		Region:        spec.Region,
+		Zone:          spec.Zone,
+		ProjectID:     spec.ProjectID,
+		BackupID:      spec.BackupID,
+		GroupID:       spec.GroupID,
+		RegionFlag:    spec.RegionFlag != nil && *spec.RegionFlag,
+		SlaveZone:     spec.SlaveZone,
+		IsCrossRegion: spec.IsCrossRegion != nil && *spec.IsCrossRegion,
+	}
+}
+
+func (r *RedisBackupExportReconciler) cachedTargetSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: export.Namespace, Name: export.TargetSecretName()}, secret)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return secret, err
+}
+
+// credentialsVersion is the credentials Secret's resourceVersion from the
+// metadata cache, "" when it does not exist.
+func (r *RedisBackupExportReconciler) credentialsVersion(ctx context.Context, export *uredisv1alpha1.RedisBackupExport) string {
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	key := types.NamespacedName{Namespace: export.Namespace, Name: export.Spec.CredentialsRef.Name}
+	if err := r.SecretMetadata.Get(ctx, key, meta); err != nil {
+		return ""
+	}
+	return meta.ResourceVersion
+}
+
+func (r *RedisBackupExportReconciler) patchStatus(ctx context.Context, original, export *uredisv1alpha1.RedisBackupExport) error {
+	if equality.Semantic.DeepEqual(original.Status, export.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, export, client.MergeFrom(original)); err != nil {
+		return err
+	}
+	r.writtenStatus.Store(export.UID, export.Status.DeepCopy())
+	r.uids.Store(types.NamespacedName{Namespace: export.Namespace, Name: export.Name}, export.UID)
+	return nil
+}
+
+// forget drops what is remembered about a deleted resource.
+func (r *RedisBackupExportReconciler) forget(key types.NamespacedName) {
+	if uid, ok := r.uids.LoadAndDelete(key); ok {
+		r.writtenStatus.Delete(uid)
+		r.rejectedWith.Delete(uid)
+	}
+}
+
+// isKubernetesAPIError reports errors from the API server (conflicts,
+// outages) and a cache that lags behind our own writes: the controller's
+// rate-limited requeue handles both.
+func isKubernetesAPIError(err error) bool {
+	var status apierrors.APIStatus
+	return errors.As(err, &status) || errors.Is(err, errCacheLagging)
+}

@@ -1,0 +1,91 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+)
+
+// Field indexes over RedisBackupExports, used to find the resources a
+// Secret event concerns.
+const (
+	indexCredentialsSecret = "uredis.dezai.com/credentials-secret"
+	indexTargetSecret      = "uredis.dezai.com/target-secret"
+)
+
+// SetupWithManager registers the reconciler. secretMetadata is a cache of
+// the metadata of all Secrets (see NewSecretMetadataCache); the manager's own
+// cache holds only the Secrets this operator manages.
+func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, secretMetadata cache.Cache, maxConcurrentReconciles int) error {
+	if r.credentials == nil {
+		r.credentials = newCredentialStore(r.APIReader)
+	}
+	if err := indexExports(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("redisbackupexport").
+		// Status writes bump neither generation nor annotations, so the
+		// reconciler's own status patches do not wake it up again.
+		For(&uredisv1alpha1.RedisBackupExport{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.Secret{}).
+		WatchesRawSource(source.Kind(secretMetadata, secretMetadataObject(),
+			handler.TypedEnqueueRequestsFromMapFunc(r.exportsReferencingSecret))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
+		Complete(r)
+}
+
+func indexExports(ctx context.Context, indexer client.FieldIndexer) error {
+	indexes := map[string]client.IndexerFunc{
+		indexCredentialsSecret: func(o client.Object) []string {
+			return []string{o.(*uredisv1alpha1.RedisBackupExport).Spec.CredentialsRef.Name}
+		},
+		indexTargetSecret: func(o client.Object) []string {
+			return []string{o.(*uredisv1alpha1.RedisBackupExport).TargetSecretName()}
+		},
+	}
+	for name, extract := range indexes {
+		if err := indexer.IndexField(ctx, &uredisv1alpha1.RedisBackupExport{}, name, extract); err != nil {
+			return fmt.Errorf("indexing RedisBackupExports by %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// exportsReferencingSecret maps a Secret event to the resources that use the
+// Secret as credentials or as their target (a foreign Secret that blocked a
+// target may have gone away).
+func (r *RedisBackupExportReconciler) exportsReferencingSecret(ctx context.Context, secret *metav1.PartialObjectMetadata) []reconcile.Request {
+	var requests []reconcile.Request
+	for _, index := range []string{indexCredentialsSecret, indexTargetSecret} {
+		var exports uredisv1alpha1.RedisBackupExportList
+		if err := r.List(ctx, &exports, client.InNamespace(secret.Namespace), client.MatchingFields{index: secret.Name}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "listing RedisBackupExports for a Secret event")
+			continue
+		}
+		for _, export := range exports.Items {
+			requests = append(requests, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&export)})
+		}
+	}
+	return requests
+}
+
+func secretMetadataObject() *metav1.PartialObjectMetadata {
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return meta
+}

@@ -1,0 +1,240 @@
+// Package operator wires the manager: caches, the cloud client and the
+// reconciler. main.go, the demo and the end-to-end tests all start the
+// operator through it, so what is tested is what ships.
+package operator
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+	"github.com/dezai/uredis-backup-operator/controllers"
+	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/schedule"
+)
+
+// Options configure the operator; BindFlags exposes them as flags.
+type Options struct {
+	APIEndpoint             string
+	AllowHTTPEndpoint       bool
+	APITimeout              time.Duration
+	DefaultLinkLifetime     time.Duration
+	MetricsBindAddress      string
+	HealthProbeBindAddress  string
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	MaxConcurrentReconciles int
+	// WatchNamespaces limits the operator to these namespaces; all when empty.
+	WatchNamespaces  []string
+	Policy           schedule.Policy
+	TransientBackoff schedule.Backoff
+	PermanentBackoff schedule.Backoff
+	// Clock is the reconciler's clock; the real one when nil.
+	Clock clock.PassiveClock
+	// InProcessTestManagers allows several managers in one process (tests
+	// run one per namespace); controller names must otherwise be unique.
+	InProcessTestManagers bool
+}
+
+// DefaultOptions are the defaults for a real cluster.
+func DefaultOptions() Options {
+	endpoint := os.Getenv("UCLOUD_API_BASE_URL")
+	if endpoint == "" {
+		endpoint = cloud.DefaultEndpoint
+	}
+	return Options{
+		APIEndpoint:             endpoint,
+		APITimeout:              cloud.DefaultTimeout,
+		DefaultLinkLifetime:     cloud.DefaultLinkLifetime,
+		MetricsBindAddress:      ":8080",
+		HealthProbeBindAddress:  ":8081",
+		MaxConcurrentReconciles: 4,
+		Policy:                  schedule.DefaultPolicy(),
+		TransientBackoff:        schedule.Backoff{Base: 5 * time.Second, Max: 5 * time.Minute},
+		PermanentBackoff:        schedule.Backoff{Base: 5 * time.Minute, Max: time.Hour},
+	}
+}
+
+// BindFlags registers the options as command-line flags.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.APIEndpoint, "api-endpoint", o.APIEndpoint, "Base URL of the cloud API (also read from UCLOUD_API_BASE_URL).")
+	fs.BoolVar(&o.AllowHTTPEndpoint, "allow-http-endpoint", o.AllowHTTPEndpoint,
+		"Allow a plain http:// API endpoint. Requests carry signatures and answers carry bearer links, so this exists only for local simulators in tests and demos.")
+	fs.DurationVar(&o.APITimeout, "api-timeout", o.APITimeout, "Timeout of one cloud API request.")
+	fs.DurationVar(&o.DefaultLinkLifetime, "default-link-lifetime", o.DefaultLinkLifetime, "Lifetime assumed for a link that carries no Expires parameter.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus metrics endpoint; \"0\" disables it.")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of the /healthz and /readyz probes.")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Elect a leader so that only one replica reconciles at a time.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader election Lease; the pod's namespace when empty.")
+	fs.Func("watch-namespaces", "Comma-separated namespaces to watch; all namespaces when unset.", func(v string) error {
+		o.WatchNamespaces = splitList(v)
+		return nil
+	})
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Number of resources reconciled in parallel.")
+	fs.DurationVar(&o.Policy.MinMargin, "refresh-min-margin", o.Policy.MinMargin, "Every refresh is planned at least this long before the link expires.")
+	fs.DurationVar(&o.Policy.MinUsefulLifetime, "min-link-lifetime", o.Policy.MinUsefulLifetime, "A link valid for less than this is reported as unusable and retried with backoff.")
+}
+
+func splitList(v string) []string {
+	var items []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
+// Validate checks the options before anything starts.
+func (o *Options) Validate() error {
+	u, err := url.Parse(o.APIEndpoint)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return fmt.Errorf("--api-endpoint %q is not an absolute https URL", o.APIEndpoint)
+	case u.Scheme == "http" && !o.AllowHTTPEndpoint:
+		return fmt.Errorf("--api-endpoint %q is plain http: requests and answers would cross the network unencrypted; set --allow-http-endpoint only for a local simulator", o.APIEndpoint)
+	case o.MaxConcurrentReconciles < 1:
+		return errors.New("--max-concurrent-reconciles must be at least 1")
+	case o.Policy.MinUsefulLifetime < 2*o.Policy.MinMargin:
+		return fmt.Errorf("--min-link-lifetime (%s) must be at least twice --refresh-min-margin (%s)", o.Policy.MinUsefulLifetime, o.Policy.MinMargin)
+	}
+	return nil
+}
+
+// Scheme holds the types the operator reads and writes.
+func Scheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	utilruntimeMust(clientgoscheme.AddToScheme(scheme))
+	utilruntimeMust(uredisv1alpha1.AddToScheme(scheme))
+	return scheme
+}
+
+func utilruntimeMust(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// NewManager builds a manager running the RedisBackupExport controller.
+func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	scheme := Scheme()
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionID:        "uredis-backup-operator.uredis.dezai.com",
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		Controller: config.Controller{SkipNameValidation: &o.InProcessTestManagers},
+		Cache: cache.Options{
+			DefaultNamespaces: namespaceConfigs(o.WatchNamespaces),
+			// Cache only the Secrets the operator writes: clusters hold many
+			// large Secrets the operator has no business keeping in memory.
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedByValue})},
+			},
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	secretMetadata, err := newSecretMetadataCache(cfg, mgr, o)
+	if err != nil {
+		return nil, err
+	}
+	cloudClient, err := cloud.New(cloud.Options{Endpoint: o.APIEndpoint, Timeout: o.APITimeout, DefaultLinkLifetime: o.DefaultLinkLifetime})
+	if err != nil {
+		return nil, err
+	}
+	reconciler := &controllers.RedisBackupExportReconciler{
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		SecretMetadata:   secretMetadata,
+		Cloud:            cloudClient,
+		Clock:            o.Clock,
+		Policy:           o.Policy,
+		TransientBackoff: o.TransientBackoff,
+		PermanentBackoff: o.PermanentBackoff,
+		Jitter:           rand.Float64,
+	}
+	if reconciler.Clock == nil {
+		reconciler.Clock = clock.RealClock{}
+	}
+	if err := reconciler.SetupWithManager(mgr, secretMetadata, o.MaxConcurrentReconciles); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// newSecretMetadataCache returns a cache of the identity (name, namespace,
+// resourceVersion) of every Secret, added to mgr so that it starts with it.
+// It lets the operator notice credentials Secrets appear or change without
+// holding their data, or anything else, in memory.
+func newSecretMetadataCache(cfg *rest.Config, mgr ctrl.Manager, o Options) (cache.Cache, error) {
+	c, err := cache.New(cfg, cache.Options{
+		Scheme:            mgr.GetScheme(),
+		Mapper:            mgr.GetRESTMapper(),
+		DefaultNamespaces: namespaceConfigs(o.WatchNamespaces),
+		DefaultTransform:  identityOnly,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, mgr.Add(c)
+}
+
+func namespaceConfigs(namespaces []string) map[string]cache.Config {
+	if len(namespaces) == 0 {
+		return nil
+	}
+	configs := make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		configs[ns] = cache.Config{}
+	}
+	return configs
+}
+
+func identityOnly(obj any) (any, error) {
+	meta, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: meta.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            meta.Name,
+			Namespace:       meta.Namespace,
+			UID:             meta.UID,
+			ResourceVersion: meta.ResourceVersion,
+		},
+	}, nil
+}

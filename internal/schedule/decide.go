@@ -1,0 +1,81 @@
+package schedule
+
+import "time"
+
+// Action is what a reconcile should do with a resource now.
+type Action int
+
+const (
+	// Wait: nothing to do until RequeueAfter.
+	Wait Action = iota
+	// Refresh: ask the API for a new link and write it.
+	Refresh
+)
+
+func (a Action) String() string {
+	if a == Refresh {
+		return "Refresh"
+	}
+	return "Wait"
+}
+
+// Observation is what a reconcile knows about a resource, gathered from the
+// API server before any decision.
+type Observation struct {
+	Now time.Time
+	// SpecChanged: the spec's generation differs from the one the current
+	// link was obtained for.
+	SpecChanged bool
+	// RefreshRequested: a new force-refresh annotation value is pending.
+	RefreshRequested bool
+	// HasLink: status holds a link and its expiry.
+	HasLink   bool
+	ExpiresAt time.Time
+	// NextAttempt is status.nextRefreshTime: the planned refresh after a
+	// success, or the next retry after a failure.
+	NextAttempt time.Time
+	// WaitingOnUser: the last attempt failed in a way only the user can fix
+	// (credentials, permissions, an unknown backup); retry early only when
+	// the credentials changed.
+	WaitingOnUser      bool
+	CredentialsChanged bool
+	// SecretInSync: the target Secret exists and holds exactly the link in
+	// status.
+	SecretInSync bool
+}
+
+// Decision is the outcome of Decide.
+type Decision struct {
+	Action Action
+	// Reason says why, for logs.
+	Reason string
+	// RequeueAfter is set for Wait.
+	RequeueAfter time.Duration
+}
+
+// Decide picks the next step for a resource. It never asks for an API call
+// while a fresh link exists for an unchanged spec and an intact Secret, which
+// is what makes an operator restart free of API calls; and while the user has
+// something to fix it waits for the slow retry unless the credentials change.
+func Decide(p Policy, o Observation) Decision {
+	due := !o.Now.Before(o.NextAttempt) // also true when nothing was ever attempted
+	linkUsable := o.HasLink && o.Now.Before(o.ExpiresAt.Add(-p.MinMargin))
+	switch {
+	case o.SpecChanged:
+		return refresh("spec changed")
+	case o.RefreshRequested:
+		return refresh("refresh requested")
+	case o.WaitingOnUser && o.CredentialsChanged:
+		return refresh("credentials changed")
+	case due && !o.HasLink:
+		return refresh("no link yet")
+	case due:
+		return refresh("refresh due")
+	case linkUsable && !o.SecretInSync && !o.WaitingOnUser:
+		return refresh("secret out of sync")
+	default:
+		return Decision{Action: Wait, Reason: "scheduled", RequeueAfter: o.NextAttempt.Sub(o.Now)}
+	}
+}
+
+func refresh(reason string) Decision { return Decision{Action: Refresh, Reason: reason} }
