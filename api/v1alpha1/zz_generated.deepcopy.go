@@ -141,6 +141,10 @@ func (in *RedisBackupExportStatus) DeepCopyInto(out *RedisBackupExportStatus) {
 		in, out := &in.NextRefreshTime, &out.NextRefreshTime
 		*out = (*in).DeepCopy()
 	}
+	if in.LastFailureTime != nil {
+		in, out := &in.LastFailureTime, &out.LastFailureTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))

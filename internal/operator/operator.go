@@ -148,7 +148,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        "uredis-backup-operator.uredis.dezai.com",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
-		Controller: config.Controller{SkipNameValidation: &o.InProcessTestManagers},
+		Controller:              config.Controller{SkipNameValidation: &o.InProcessTestManagers},
 		Cache: cache.Options{
 			DefaultNamespaces: namespaceConfigs(o.WatchNamespaces),
 			// Cache only the Secrets the operator writes: clusters hold many
