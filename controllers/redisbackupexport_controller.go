@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -26,9 +27,15 @@ import (
 )
 
 // BackupLinkResolver is the part of the cloud client the reconciler uses.
+// An answer another resource obtained with the same credentials at most
+// maxAge ago may be returned instead of a new call (cloud.SharedResolver).
 type BackupLinkResolver interface {
-	DescribeBackupURL(ctx context.Context, creds cloud.Credentials, req cloud.BackupURLRequest) (cloud.BackupLink, error)
+	ResolveBackupLink(ctx context.Context, creds cloud.Credentials, req cloud.BackupURLRequest, maxAge time.Duration) (cloud.BackupLink, error)
 }
+
+// shareWindow is how old another resource's answer for the same backup and
+// credentials may be and still be taken instead of a call of our own.
+const shareWindow = 15 * time.Second
 
 // RedisBackupExportReconciler keeps each RedisBackupExport's link fresh in
 // its target Secret.
@@ -52,6 +59,8 @@ type RedisBackupExportReconciler struct {
 	PermanentBackoff schedule.Backoff
 	// Jitter returns a random number in [0, 1).
 	Jitter func() float64
+	// Events records Refreshed and RefreshFailed events.
+	Events events.EventRecorder
 
 	credentials *credentialStore
 	// rejectedWith remembers, per resource UID, the credentials Secret's
@@ -72,6 +81,7 @@ type RedisBackupExportReconciler struct {
 // +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one RedisBackupExport's Secret and status up to date and
 // schedules the next visit.
@@ -100,13 +110,29 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	decision := schedule.Decide(r.Policy, r.observe(export, secret, credentialsVersion, now))
 	log.FromContext(ctx).V(1).Info("decided", "action", decision.Action.String(), "reason", decision.Reason)
 
-	result := ctrl.Result{RequeueAfter: decision.RequeueAfter}
+	result := ctrl.Result{RequeueAfter: r.waitFor(export, decision, now)}
 	if decision.Action == schedule.Refresh {
 		if result, err = r.refresh(ctx, export, secret, credentialsVersion, now); err != nil {
 			return ctrl.Result{}, err
 		}
+	} else {
+		markExpired(export, now)
 	}
+	setProgressConditions(export)
 	return result, r.patchStatus(ctx, original, export)
+}
+
+// waitFor is how long to wait: until the planned attempt, but no later than
+// the expiry of a still valid link, so that the status turns unready the
+// moment the link stops working while retries are backing off.
+func (r *RedisBackupExportReconciler) waitFor(export *uredisv1alpha1.RedisBackupExport, decision schedule.Decision, now time.Time) time.Duration {
+	wait := decision.RequeueAfter
+	if linkStateAt(export, now) == linkValid {
+		if untilExpiry := export.Status.ExpiresAt.Sub(now) + time.Second; wait <= 0 || untilExpiry < wait {
+			wait = untilExpiry
+		}
+	}
+	return wait
 }
 
 // observe gathers what schedule.Decide needs.
@@ -121,6 +147,7 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 		HasLink:       linkForCurrentSpec(export),
 		SecretInSync:  secretInSync(secret, export),
 		WaitingOnUser: ready != nil && ready.Reason == uredisv1alpha1.ReasonProviderRejected,
+		RefreshRequested: refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
 	}
 	if st.ExpiresAt != nil {
 		obs.ExpiresAt = st.ExpiresAt.Time
@@ -132,6 +159,10 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 		obs.CredentialsChanged = rejected.(string) != credentialsVersion
 	}
 	return obs
+}
+
+func refreshRequest(export *uredisv1alpha1.RedisBackupExport) string {
+	return export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]
 }
 
 func linkForCurrentSpec(export *uredisv1alpha1.RedisBackupExport) bool {
@@ -150,15 +181,27 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 	if isKubernetesAPIError(err) {
 		return ctrl.Result{}, err
 	}
+	// A force-refresh request is handled by this attempt, whatever its
+	// outcome: retrying it outside the backoff would be a hot loop.
+	export.Status.LastHandledRefreshRequest = refreshRequest(export)
 	if err != nil {
 		return r.recordFailure(ctx, export, err, credentialsVersion, now), nil
 	}
 
-	next := r.Policy.RefreshTime(link.ObtainedAt, link.ExpiresAt, 0, r.Jitter())
+	next := r.Policy.RefreshTime(link.ObtainedAt, link.ExpiresAt, refreshBefore(export.Spec), r.Jitter())
 	refreshed(export, link, next)
 	r.rejectedWith.Delete(export.UID)
 	log.FromContext(ctx).Info("refreshed link", "expiresAt", formatTime(link.ExpiresAt), "nextRefresh", formatTime(next))
+	r.Events.Eventf(export, nil, corev1.EventTypeNormal, "Refreshed", "Refresh",
+		"Secret %s holds a new link valid until %s", export.TargetSecretName(), formatTime(link.ExpiresAt))
 	return ctrl.Result{RequeueAfter: next.Sub(now)}, nil
+}
+
+func refreshBefore(spec uredisv1alpha1.RedisBackupExportSpec) time.Duration {
+	if spec.RefreshBefore == nil {
+		return 0
+	}
+	return spec.RefreshBefore.Duration
 }
 
 // fetchLink checks that the target Secret is ours to write, then asks the
@@ -171,7 +214,11 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 	if err != nil {
 		return cloud.BackupLink{}, err
 	}
-	link, err := r.Cloud.DescribeBackupURL(ctx, creds, backupURLRequest(export.Spec))
+	maxAge := shareWindow
+	if refreshRequest(export) != export.Status.LastHandledRefreshRequest {
+		maxAge = 0 // a forced refresh wants a link of its own
+	}
+	link, err := r.Cloud.ResolveBackupLink(ctx, creds, backupURLRequest(export.Spec), maxAge)
 	if err != nil {
 		return cloud.BackupLink{}, err
 	}
@@ -215,7 +262,8 @@ func (r *RedisBackupExportReconciler) recordFailure(ctx context.Context, export 
 	}
 	// Credentials and Secret clashes have no timed retry: the watches on
 	// Secrets bring the resource back as soon as the user fixes them.
-	failed(export, failure{err: err, reason: reason, retryAt: retryAt}, now, linkForCurrentSpec(export) && now.Before(export.Status.ExpiresAt.Time))
+	failed(export, failure{err: err, reason: reason, retryAt: retryAt}, now)
+	r.Events.Eventf(export, nil, corev1.EventTypeWarning, "RefreshFailed", "Refresh", "%s", truncate(err.Error(), 1000))
 
 	logger := log.FromContext(ctx)
 	if code, ok := cloud.RetCodeOf(err); ok {
@@ -226,6 +274,13 @@ func (r *RedisBackupExportReconciler) recordFailure(ctx context.Context, export 
 		return ctrl.Result{}
 	}
 	return ctrl.Result{RequeueAfter: retryAt.Sub(now)}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 func backupURLRequest(spec uredisv1alpha1.RedisBackupExportSpec) cloud.BackupURLRequest {

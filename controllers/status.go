@@ -43,8 +43,9 @@ type failure struct {
 
 // failed records a failed attempt. A link still valid for the current spec
 // keeps the resource Ready when the failure is transient: consumers can go on
-// using it, and the condition says that refreshing is failing.
-func failed(export *uredisv1alpha1.RedisBackupExport, f failure, now time.Time, linkValid bool) {
+// using it, and the condition says that refreshing is failing. Once that
+// link has expired, the condition says so.
+func failed(export *uredisv1alpha1.RedisBackupExport, f failure, now time.Time) {
 	st := &export.Status
 	st.FailureCount++
 	st.LastFailureTime = timePtr(now)
@@ -53,12 +54,86 @@ func failed(export *uredisv1alpha1.RedisBackupExport, f failure, now time.Time, 
 		st.NextRefreshTime = timePtr(f.retryAt)
 	}
 	message := failureMessage(f)
-	if f.reason == uredisv1alpha1.ReasonProviderUnavailable && linkValid {
+	switch state := linkStateAt(export, now); {
+	case !transientReason(f.reason):
+		setReady(export, metav1.ConditionFalse, f.reason, message)
+	case state == linkValid:
 		setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing,
 			fmt.Sprintf("the current link stays valid until %s, but refreshing it failed: %s", formatTime(st.ExpiresAt.Time), message))
+	case state == linkExpired:
+		setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired,
+			fmt.Sprintf("the link in Secret %q expired at %s and refreshing it failed: %s", st.SecretName, formatTime(st.ExpiresAt.Time), message))
+	default:
+		setReady(export, metav1.ConditionFalse, f.reason, message)
+	}
+}
+
+// markExpired turns a Ready resource whose link has expired, while a retry
+// is still pending, into Ready=False. It reports whether it changed anything.
+func markExpired(export *uredisv1alpha1.RedisBackupExport, now time.Time) bool {
+	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionTrue || linkStateAt(export, now) != linkExpired {
+		return false
+	}
+	st := export.Status
+	setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired,
+		fmt.Sprintf("the link in Secret %q expired at %s and no new one has been obtained yet", st.SecretName, formatTime(st.ExpiresAt.Time)))
+	return true
+}
+
+type linkState int
+
+const (
+	noLink linkState = iota
+	linkValid
+	linkExpired
+)
+
+// linkStateAt tells whether status holds a link for the current spec and
+// whether it is still valid at now.
+func linkStateAt(export *uredisv1alpha1.RedisBackupExport, now time.Time) linkState {
+	switch {
+	case !linkForCurrentSpec(export):
+		return noLink
+	case now.Before(export.Status.ExpiresAt.Time):
+		return linkValid
+	default:
+		return linkExpired
+	}
+}
+
+// transientReason: failures that retrying may fix without the user.
+func transientReason(reason string) bool {
+	return reason == uredisv1alpha1.ReasonProviderUnavailable || reason == uredisv1alpha1.ReasonLinkTooShort
+}
+
+// stalledReasons need the user to change something before progress resumes.
+var stalledReasons = map[string]bool{
+	uredisv1alpha1.ReasonProviderRejected:    true,
+	uredisv1alpha1.ReasonCredentialsNotFound: true,
+	uredisv1alpha1.ReasonCredentialsInvalid:  true,
+	uredisv1alpha1.ReasonSecretConflict:      true,
+}
+
+// setProgressConditions derives Reconciling and Stalled from Ready, in the
+// "abnormal-true" style kstatus, Flux and Argo CD health checks read: both
+// are absent while Ready is True.
+func setProgressConditions(export *uredisv1alpha1.RedisBackupExport) {
+	conditions := &export.Status.Conditions
+	ready := meta.FindStatusCondition(*conditions, uredisv1alpha1.ConditionReady)
+	if ready == nil || ready.Status == metav1.ConditionTrue {
+		meta.RemoveStatusCondition(conditions, uredisv1alpha1.ConditionReconciling)
+		meta.RemoveStatusCondition(conditions, uredisv1alpha1.ConditionStalled)
 		return
 	}
-	setReady(export, metav1.ConditionFalse, f.reason, message)
+	set, clear := uredisv1alpha1.ConditionReconciling, uredisv1alpha1.ConditionStalled
+	if stalledReasons[ready.Reason] {
+		set, clear = clear, set
+	}
+	meta.RemoveStatusCondition(conditions, clear)
+	meta.SetStatusCondition(conditions, metav1.Condition{
+		Type: set, Status: metav1.ConditionTrue, Reason: ready.Reason, Message: ready.Message, ObservedGeneration: export.Generation,
+	})
 }
 
 func failureMessage(f failure) string {

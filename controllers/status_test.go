@@ -43,22 +43,29 @@ func TestClassifyFailure(t *testing.T) {
 }
 
 func TestFailedKeepsReadyOnlyForTransientErrorsWithAValidLink(t *testing.T) {
+	expired := func(e *uredisv1alpha1.RedisBackupExport) { e.Status.ExpiresAt = timePtr(now) }
+	newSpec := func(e *uredisv1alpha1.RedisBackupExport) { e.Generation = 2 }
 	tests := []struct {
 		name       string
 		reason     string
-		linkValid  bool
+		mutate     func(*uredisv1alpha1.RedisBackupExport)
 		wantStatus metav1.ConditionStatus
 		wantReason string
 	}{
-		{"transient, valid link", uredisv1alpha1.ReasonProviderUnavailable, true, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing},
-		{"transient, no valid link", uredisv1alpha1.ReasonProviderUnavailable, false, metav1.ConditionFalse, uredisv1alpha1.ReasonProviderUnavailable},
-		{"permanent, valid link", uredisv1alpha1.ReasonProviderRejected, true, metav1.ConditionFalse, uredisv1alpha1.ReasonProviderRejected},
-		{"credentials", uredisv1alpha1.ReasonCredentialsNotFound, true, metav1.ConditionFalse, uredisv1alpha1.ReasonCredentialsNotFound},
+		{"transient, valid link", uredisv1alpha1.ReasonProviderUnavailable, nil, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing},
+		{"transient, expired link", uredisv1alpha1.ReasonProviderUnavailable, expired, metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired},
+		{"link too short, expired link", uredisv1alpha1.ReasonLinkTooShort, expired, metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired},
+		{"transient, link of an older spec", uredisv1alpha1.ReasonProviderUnavailable, newSpec, metav1.ConditionFalse, uredisv1alpha1.ReasonProviderUnavailable},
+		{"permanent, valid link", uredisv1alpha1.ReasonProviderRejected, nil, metav1.ConditionFalse, uredisv1alpha1.ReasonProviderRejected},
+		{"credentials", uredisv1alpha1.ReasonCredentialsNotFound, nil, metav1.ConditionFalse, uredisv1alpha1.ReasonCredentialsNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			export := exportWithLink()
-			failed(export, failure{err: &cloud.APIError{Action: "A", RetCode: 171, Message: "signature error"}, reason: tt.reason, retryAt: now.Add(time.Minute)}, now, tt.linkValid)
+			if tt.mutate != nil {
+				tt.mutate(export)
+			}
+			failed(export, failure{err: &cloud.APIError{Action: "A", RetCode: 171, Message: "signature error"}, reason: tt.reason, retryAt: now.Add(time.Minute)}, now)
 			ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
 			if ready.Status != tt.wantStatus || ready.Reason != tt.wantReason {
 				t.Fatalf("Ready = %s/%s, want %s/%s", ready.Status, ready.Reason, tt.wantStatus, tt.wantReason)
@@ -82,7 +89,7 @@ func TestFailedKeepsReadyOnlyForTransientErrorsWithAValidLink(t *testing.T) {
 
 func TestRejectedMessageCarriesTheRetCode(t *testing.T) {
 	export := exportWithLink()
-	failed(export, failure{err: &cloud.APIError{Action: "DescribeURedisBackupURL", RetCode: 171, Message: "signature error"}, reason: uredisv1alpha1.ReasonProviderRejected}, now, true)
+	failed(export, failure{err: &cloud.APIError{Action: "DescribeURedisBackupURL", RetCode: 171, Message: "signature error"}, reason: uredisv1alpha1.ReasonProviderRejected}, now)
 	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
 	for _, want := range []string{"RetCode 171", "signature error", "credentials"} {
 		if !strings.Contains(ready.Message, want) {
@@ -105,6 +112,63 @@ func TestRefreshedResetsFailures(t *testing.T) {
 	}
 	if ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady); ready.Status != metav1.ConditionTrue || ready.Reason != uredisv1alpha1.ReasonRefreshed {
 		t.Fatalf("Ready = %+v", ready)
+	}
+}
+
+func TestMarkExpired(t *testing.T) {
+	export := exportWithLink()
+	setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing, "retrying")
+	if markExpired(export, now.Add(59*time.Minute)) {
+		t.Fatal("a valid link must not be marked expired")
+	}
+	if !markExpired(export, now.Add(time.Hour)) {
+		t.Fatal("an expired link must turn the resource unready")
+	}
+	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+	if ready.Status != metav1.ConditionFalse || ready.Reason != uredisv1alpha1.ReasonLinkExpired {
+		t.Fatalf("Ready = %+v", ready)
+	}
+	if markExpired(export, now.Add(2*time.Hour)) {
+		t.Fatal("marking twice changes nothing")
+	}
+}
+
+func TestProgressConditions(t *testing.T) {
+	tests := []struct {
+		readyStatus    metav1.ConditionStatus
+		reason         string
+		wantType       string
+		wantAbsentType string
+	}{
+		{metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed, "", ""},
+		{metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing, "", ""},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonProviderRejected, uredisv1alpha1.ConditionStalled, uredisv1alpha1.ConditionReconciling},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonCredentialsNotFound, uredisv1alpha1.ConditionStalled, uredisv1alpha1.ConditionReconciling},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonSecretConflict, uredisv1alpha1.ConditionStalled, uredisv1alpha1.ConditionReconciling},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonProviderUnavailable, uredisv1alpha1.ConditionReconciling, uredisv1alpha1.ConditionStalled},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired, uredisv1alpha1.ConditionReconciling, uredisv1alpha1.ConditionStalled},
+	}
+	for _, tt := range tests {
+		export := exportWithLink()
+		// Start from the opposite state to prove stale conditions are removed.
+		meta.SetStatusCondition(&export.Status.Conditions, metav1.Condition{Type: uredisv1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: "Old"})
+		meta.SetStatusCondition(&export.Status.Conditions, metav1.Condition{Type: uredisv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "Old"})
+		setReady(export, tt.readyStatus, tt.reason, "m")
+		setProgressConditions(export)
+		conditions := export.Status.Conditions
+		if tt.wantType == "" {
+			if len(conditions) != 1 {
+				t.Errorf("%s: want only Ready, got %+v", tt.reason, conditions)
+			}
+			continue
+		}
+		got := meta.FindStatusCondition(conditions, tt.wantType)
+		if got == nil || got.Status != metav1.ConditionTrue || got.Reason != tt.reason {
+			t.Errorf("%s: %s = %+v", tt.reason, tt.wantType, got)
+		}
+		if meta.FindStatusCondition(conditions, tt.wantAbsentType) != nil {
+			t.Errorf("%s: %s must be removed", tt.reason, tt.wantAbsentType)
+		}
 	}
 }
 

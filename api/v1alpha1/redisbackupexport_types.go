@@ -9,6 +9,17 @@ const (
 	// ConditionReady is True while the target Secret holds a valid, unexpired
 	// link for the current spec.
 	ConditionReady = "Ready"
+	// ConditionReconciling is True while the operator is still working
+	// towards Ready, for example retrying after a transient failure.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True while progress needs the user: credentials,
+	// permissions, the spec or a clashing Secret must change.
+	ConditionStalled = "Stalled"
+
+	// AnnotationRefreshRequestedAt forces a refresh when set to a new value
+	// (for example a timestamp); status.lastHandledRefreshRequest records
+	// the value handled, so that each value fires once.
+	AnnotationRefreshRequestedAt = "uredis.dezai.com/refresh-requested-at"
 )
 
 // Reasons of the Ready condition.
@@ -32,6 +43,9 @@ const (
 	// ReasonSecretConflict: the target Secret exists and is not managed by
 	// this resource; the operator leaves it alone.
 	ReasonSecretConflict = "SecretConflict"
+	// ReasonLinkExpired: the link in the Secret has expired and refreshing
+	// it keeps failing.
+	ReasonLinkExpired = "LinkExpired"
 	// ReasonLinkTooShort: the API returned a link that expires too soon to be
 	// useful.
 	ReasonLinkTooShort = "LinkTooShort"
@@ -95,6 +109,15 @@ type RedisBackupExportSpec struct {
 	// IsCrossRegion).
 	// +optional
 	IsCrossRegion *bool `json:"isCrossRegion,omitempty"`
+
+	// refreshBefore is how long before the link expires it is refreshed.
+	// By default a refresh happens when a third of the link's lifetime
+	// remains; a value of half the lifetime or more falls back to that
+	// default. Refreshes are moved earlier at random by up to a tenth of
+	// this window, so that many resources do not refresh in the same second.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="refreshBefore must be a duration of at least 1s, such as 30m or 1h"
+	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
 
 	// credentialsRef names the Secret, in the resource's own namespace, that
 	// holds the cloud API key pair.
@@ -182,6 +205,11 @@ type RedisBackupExportStatus struct {
 	// lastFailureTime is when the last refresh attempt failed.
 	// +optional
 	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
+	// lastHandledRefreshRequest is the value of the
+	// uredis.dezai.com/refresh-requested-at annotation last acted upon.
+	// +optional
+	LastHandledRefreshRequest string `json:"lastHandledRefreshRequest,omitempty"`
 
 	// conditions describe the resource's state; Ready is the one to watch.
 	// +optional

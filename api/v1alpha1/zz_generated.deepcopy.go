@@ -112,6 +112,11 @@ func (in *RedisBackupExportSpec) DeepCopyInto(out *RedisBackupExportSpec) {
 		*out = new(bool)
 		**out = **in
 	}
+	if in.RefreshBefore != nil {
+		in, out := &in.RefreshBefore, &out.RefreshBefore
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	out.CredentialsRef = in.CredentialsRef
 	out.Target = in.Target
 }

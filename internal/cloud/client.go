@@ -68,6 +68,10 @@ type Options struct {
 	DefaultLinkLifetime time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Throttle paces all calls; unlimited when nil.
+	Throttle *Throttle
+	// Observer is told about every request; none when nil.
+	Observer RequestObserver
 }
 
 // Client calls the cloud API. It is safe for concurrent use.
@@ -78,6 +82,8 @@ type Client struct {
 	userAgent           string
 	defaultLinkLifetime time.Duration
 	now                 func() time.Time
+	throttle            *Throttle
+	observer            RequestObserver
 }
 
 // New returns a Client for opts.
@@ -89,6 +95,8 @@ func New(opts Options) (*Client, error) {
 		userAgent:           opts.UserAgent,
 		defaultLinkLifetime: opts.DefaultLinkLifetime,
 		now:                 opts.Now,
+		throttle:            opts.Throttle,
+		observer:            opts.Observer,
 	}
 	if c.endpoint == "" {
 		c.endpoint = DefaultEndpoint
@@ -110,6 +118,9 @@ func New(opts Options) (*Client, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.throttle == nil {
+		c.throttle = NewThrottle(0, 1)
 	}
 	return c, nil
 }
@@ -147,8 +158,23 @@ func (r *retCode) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// call signs params for action, sends them and decodes the answer into out.
+// call waits for its turn, makes one request and reports how it went.
 func (c *Client) call(ctx context.Context, creds Credentials, action string, params map[string]string, out response) error {
+	if err := c.throttle.Wait(ctx); err != nil {
+		return &TransportError{Action: action, Err: err}
+	}
+	start := time.Now()
+	err := c.roundTrip(ctx, creds, action, params, out)
+	c.throttle.Observe(err)
+	if c.observer != nil {
+		c.observer.ObserveRequest(action, Outcome(err), time.Since(start))
+	}
+	return err
+}
+
+// roundTrip signs params for action, sends them and decodes the answer into
+// out.
+func (c *Client) roundTrip(ctx context.Context, creds Credentials, action string, params map[string]string, out response) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 

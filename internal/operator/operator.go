@@ -4,6 +4,7 @@
 package operator
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,11 +26,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/controllers"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/metrics"
 	"github.com/dezai/uredis-backup-operator/internal/schedule"
 )
 
@@ -44,6 +48,14 @@ type Options struct {
 	LeaderElection          bool
 	LeaderElectionNamespace string
 	MaxConcurrentReconciles int
+	// APIQPS and APIBurst limit the calls to the cloud API, shared by all
+	// resources.
+	APIQPS   float64
+	APIBurst int
+	// KubeAPIQPS and KubeAPIBurst limit the operator's requests to the
+	// Kubernetes API server.
+	KubeAPIQPS   float64
+	KubeAPIBurst int
 	// WatchNamespaces limits the operator to these namespaces; all when empty.
 	WatchNamespaces  []string
 	Policy           schedule.Policy
@@ -69,6 +81,10 @@ func DefaultOptions() Options {
 		MetricsBindAddress:      ":8080",
 		HealthProbeBindAddress:  ":8081",
 		MaxConcurrentReconciles: 4,
+		APIQPS:                  10,
+		APIBurst:                20,
+		KubeAPIQPS:              20,
+		KubeAPIBurst:            30,
 		Policy:                  schedule.DefaultPolicy(),
 		TransientBackoff:        schedule.Backoff{Base: 5 * time.Second, Max: 5 * time.Minute},
 		PermanentBackoff:        schedule.Backoff{Base: 5 * time.Minute, Max: time.Hour},
@@ -91,6 +107,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Number of resources reconciled in parallel.")
+	fs.Float64Var(&o.APIQPS, "api-qps", o.APIQPS, "Cloud API calls per second, shared by all resources; 0 for no limit.")
+	fs.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "Cloud API calls allowed in a burst above --api-qps.")
+	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Requests per second to the Kubernetes API server.")
+	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Requests allowed in a burst above --kube-api-qps.")
 	fs.DurationVar(&o.Policy.MinMargin, "refresh-min-margin", o.Policy.MinMargin, "Every refresh is planned at least this long before the link expires.")
 	fs.DurationVar(&o.Policy.MinUsefulLifetime, "min-link-lifetime", o.Policy.MinUsefulLifetime, "A link valid for less than this is reported as unusable and retried with backoff.")
 }
@@ -141,6 +161,8 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	scheme := Scheme()
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
@@ -165,15 +187,25 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	cloudClient, err := cloud.New(cloud.Options{Endpoint: o.APIEndpoint, Timeout: o.APITimeout, DefaultLinkLifetime: o.DefaultLinkLifetime})
+	cloudClient, err := cloud.New(cloud.Options{
+		Endpoint:            o.APIEndpoint,
+		Timeout:             o.APITimeout,
+		DefaultLinkLifetime: o.DefaultLinkLifetime,
+		Throttle:            cloud.NewThrottle(o.APIQPS, o.APIBurst),
+		Observer:            metrics.APIObserver{},
+	})
 	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(exportMetrics(mgr)); err != nil {
 		return nil, err
 	}
 	reconciler := &controllers.RedisBackupExportReconciler{
 		Client:           mgr.GetClient(),
 		APIReader:        mgr.GetAPIReader(),
 		SecretMetadata:   secretMetadata,
-		Cloud:            cloudClient,
+		Cloud:            cloud.NewSharedResolver(cloudClient),
+		Events:           mgr.GetEventRecorder("uredis-backup-operator"),
 		Clock:            o.Clock,
 		Policy:           o.Policy,
 		TransientBackoff: o.TransientBackoff,
@@ -210,6 +242,17 @@ func newSecretMetadataCache(cfg *rest.Config, mgr ctrl.Manager, o Options) (cach
 		return nil, err
 	}
 	return c, mgr.Add(c)
+}
+
+// exportMetrics serves the per-resource metrics from mgr's cache while mgr
+// runs.
+func exportMetrics(mgr ctrl.Manager) manager.RunnableFunc {
+	return func(ctx context.Context) error {
+		unregister := metrics.Register(crmetrics.Registry, mgr.GetCache())
+		defer unregister()
+		<-ctx.Done()
+		return nil
+	}
 }
 
 func namespaceConfigs(namespaces []string) map[string]cache.Config {
