@@ -143,10 +143,10 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 		Now: now,
 		// The Ready condition records the generation of the last attempt,
 		// successful or not; status.observedGeneration only successes.
-		SpecChanged:   ready == nil || ready.ObservedGeneration != export.Generation,
-		HasLink:       linkForCurrentSpec(export),
-		SecretInSync:  secretInSync(secret, export),
-		WaitingOnUser: ready != nil && ready.Reason == uredisv1alpha1.ReasonProviderRejected,
+		SpecChanged:      ready == nil || ready.ObservedGeneration != export.Generation,
+		HasLink:          linkForCurrentSpec(export),
+		SecretInSync:     secretInSync(secret, export),
+		WaitingOnUser:    ready != nil && ready.Reason == uredisv1alpha1.ReasonProviderRejected,
 		RefreshRequested: refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
 	}
 	if st.ExpiresAt != nil {
