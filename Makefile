@@ -16,9 +16,10 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 KUBECTL ?= $(CONTROL_PLANE)/kubectl
 LDFLAGS := -X github.com/dezai/uredis-backup-operator/internal/version.Version=$(VERSION)
 
-# Test packages run with -p 1 would be slow; two at a time suits the 2-core
-# machines CI uses while each envtest suite starts its own control plane.
-TEST_FLAGS ?= -count=1 -p 2
+# Two packages at a time suits the 2-core CI machines. The integration tests
+# mostly wait on real link lifetimes, so many run in parallel (each in its own
+# namespace with its own manager and simulator).
+TEST_FLAGS ?= -count=1 -p 2 -parallel 16
 
 .PHONY: all
 all: build

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -33,6 +34,7 @@ import (
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/controllers"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/logging"
 	"github.com/dezai/uredis-backup-operator/internal/metrics"
 	"github.com/dezai/uredis-backup-operator/internal/schedule"
 )
@@ -63,6 +65,9 @@ type Options struct {
 	PermanentBackoff schedule.Backoff
 	// Clock is the reconciler's clock; the real one when nil.
 	Clock clock.PassiveClock
+	// Logger is the manager's logger; controller-runtime's global one when
+	// unset.
+	Logger logr.Logger
 	// InProcessTestManagers allows several managers in one process (tests
 	// run one per namespace); controller names must otherwise be unique.
 	InProcessTestManagers bool
@@ -165,6 +170,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
+		Logger:                  logging.CapVerbosity(managerLogger(o.Logger), logging.MaxVerbosity),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
 		LeaderElection:          o.LeaderElection,
@@ -242,6 +248,13 @@ func newSecretMetadataCache(cfg *rest.Config, mgr ctrl.Manager, o Options) (cach
 		return nil, err
 	}
 	return c, mgr.Add(c)
+}
+
+func managerLogger(configured logr.Logger) logr.Logger {
+	if configured.GetSink() != nil {
+		return configured
+	}
+	return ctrl.Log
 }
 
 // exportMetrics serves the per-resource metrics from mgr's cache while mgr

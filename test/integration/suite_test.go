@@ -62,6 +62,9 @@ type fixture struct {
 	sim *simulator.Server
 	c   client.Client
 	ctx context.Context
+
+	opts        operator.Options
+	stopManager func()
 }
 
 type fixtureOption func(*simulator.Config, *operator.Options)
@@ -105,8 +108,30 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	t.Cleanup(sim.Close)
 	f.sim = sim
 	opOpts.APIEndpoint = sim.URL()
-	f.startManager(opOpts)
+	f.opts = opOpts
+	f.stopManager = f.startManager(opOpts)
 	return f
+}
+
+func withSimulator(mutate func(*simulator.Config)) fixtureOption {
+	return func(c *simulator.Config, _ *operator.Options) { mutate(c) }
+}
+
+// withBackups adds n backups named <prefix>-<i> to the simulator.
+func withBackups(prefix string, n int) fixtureOption {
+	return withSimulator(func(c *simulator.Config) {
+		for i := range n {
+			c.Backups = append(c.Backups, simulator.Backup{ID: fmt.Sprintf("%s-%03d", prefix, i), Region: region, Zone: zone, Content: []byte("content")})
+		}
+	})
+}
+
+// restartManager stops the running manager and starts a new one with the
+// same options, as an operator restart would.
+func (f *fixture) restartManager() {
+	f.t.Helper()
+	f.stopManager()
+	f.stopManager = f.startManager(f.opts)
 }
 
 // namespaceFor turns a test name into a unique, valid namespace name.
@@ -120,7 +145,9 @@ func namespaceFor(testName string) string {
 	return fmt.Sprintf("%s-%d", strings.Trim(name[:min(40, len(name))], "-"), namespaceCounter.Add(1))
 }
 
-func (f *fixture) startManager(opts operator.Options) {
+// startManager starts a manager and returns a function that stops it and
+// waits until it has stopped (also run at cleanup; calling it twice is fine).
+func (f *fixture) startManager(opts operator.Options) (stop func()) {
 	f.t.Helper()
 	mgr, err := operator.NewManager(env.Config, opts)
 	f.g.Expect(err).NotTo(HaveOccurred())
@@ -132,7 +159,9 @@ func (f *fixture) startManager(opts operator.Options) {
 			f.t.Errorf("manager stopped: %v", err)
 		}
 	}()
-	f.t.Cleanup(func() { cancel(); <-done })
+	stop = func() { cancel(); <-done }
+	f.t.Cleanup(stop)
+	return stop
 }
 
 func (f *fixture) createCredentials(name, public, private string) {

@@ -1,0 +1,275 @@
+package integration
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+	"github.com/dezai/uredis-backup-operator/internal/operator"
+	"github.com/dezai/uredis-backup-operator/internal/schedule"
+	"github.com/dezai/uredis-backup-operator/internal/simulator"
+)
+
+// createMany creates n resources named <prefix>-<i>, each for its own
+// backup <prefix>-<i>, and waits until all are Ready.
+func (f *fixture) createMany(prefix string, n int, mutate ...func(*uredisv1alpha1.RedisBackupExport)) []string {
+	f.t.Helper()
+	names := make([]string, n)
+	for i := range n {
+		names[i] = fmt.Sprintf("%s-%03d", prefix, i)
+		f.create(f.newExport(names[i], append([]func(*uredisv1alpha1.RedisBackupExport){func(e *uredisv1alpha1.RedisBackupExport) {
+			e.Spec.BackupID = names[i]
+		}}, mutate...)...))
+	}
+	return names
+}
+
+// waitAllReady waits until every named resource is Ready.
+func (f *fixture) waitAllReady(names []string, timeout time.Duration) {
+	f.t.Helper()
+	f.g.Eventually(func() []string {
+		var notReady []string
+		for _, name := range names {
+			if c := f.ready(name); c == nil || c.Status != metav1.ConditionTrue {
+				notReady = append(notReady, name)
+			}
+		}
+		return notReady
+	}).WithTimeout(timeout).WithPolling(250 * time.Millisecond).Should(BeEmpty())
+}
+
+// expiredSecrets lists the managed Secrets that hold a link past its expiry.
+func (f *fixture) expiredSecrets() []string {
+	var secrets corev1.SecretList
+	f.g.Expect(f.c.List(f.ctx, &secrets, client.InNamespace(f.ns), client.MatchingLabels{"app.kubernetes.io/managed-by": "uredis-backup-operator"})).To(Succeed())
+	var expired []string
+	now := time.Now()
+	for _, s := range secrets.Items {
+		expiresAt, err := time.Parse(time.RFC3339, string(s.Data["expiresAt"]))
+		if err != nil || !expiresAt.After(now) {
+			expired = append(expired, fmt.Sprintf("%s (expiresAt %q)", s.Name, s.Data["expiresAt"]))
+		}
+	}
+	return expired
+}
+
+// watchForExpiredLinks samples the Secrets for d and fails on any that
+// holds an expired link.
+func (f *fixture) watchForExpiredLinks(d time.Duration) {
+	f.t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		f.g.Expect(f.expiredSecrets()).To(BeEmpty(), "a Secret held an expired link")
+	}
+}
+
+func shortLinks(o *operator.Options) {
+	o.Policy.MinMargin, o.Policy.MinUsefulLifetime = 3*time.Second, 10*time.Second
+}
+
+func TestRestartWithFreshLinksMakesNoAPICalls(t *testing.T) {
+	const n, lifetime = 50, 60 * time.Second
+	f := newFixture(t, withLinkLifetime(lifetime), withBackups("restart", n), withOperatorOptions(shortLinks))
+	f.createCredentials("cloud-credentials", publicKey, privateKey)
+	names := f.createMany("restart", n)
+	f.waitAllReady(names, 60*time.Second)
+	firstSync := f.sim.CallCount("")
+	f.g.Expect(firstSync).To(Equal(n), "one call per resource on first sync")
+
+	f.restartManager()
+	f.sim.ResetCalls()
+	// The links are fresh for at least another ~25 seconds: a restarted
+	// operator rebuilds its schedule from status and calls nothing.
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(10 * time.Second).WithPolling(time.Second).Should(BeZero())
+
+	// And it still refreshes every resource before its link expires.
+	f.watchForExpiredLinks(lifetime)
+	f.g.Expect(f.sim.CallCount("")).To(BeNumerically(">=", n), "every resource refreshed after the restart")
+}
+
+func TestTransientFaultsConvergeWithoutExpiredLinks(t *testing.T) {
+	const n, lifetime = 20, 40 * time.Second
+	f := newFixture(t, withLinkLifetime(lifetime), withBackups("flaky", n), withSimulator(func(c *simulator.Config) { c.Seed = 42 }),
+		withOperatorOptions(func(o *operator.Options) {
+			shortLinks(o)
+			o.TransientBackoff = schedule.Backoff{Base: time.Second, Max: 2 * time.Second}
+		}))
+	f.sim.SetFaultRate(0.5,
+		simulator.Fault{Kind: simulator.FaultHTTPStatus, HTTPStatus: 503},
+		simulator.Fault{Kind: simulator.FaultHTTPStatus, HTTPStatus: 502},
+		simulator.Fault{Kind: simulator.FaultRetCode, RetCode: 150},
+		simulator.Fault{Kind: simulator.FaultDropConnection},
+		simulator.Fault{Kind: simulator.FaultMalformedJSON},
+		simulator.Fault{Kind: simulator.FaultExpiredLink},
+		simulator.Fault{Kind: simulator.FaultLatency, Latency: 300 * time.Millisecond},
+	)
+	f.createCredentials("cloud-credentials", publicKey, privateKey)
+	names := f.createMany("flaky", n, func(e *uredisv1alpha1.RedisBackupExport) {
+		e.Spec.RefreshBefore = &metav1.Duration{Duration: lifetime / 2}
+	})
+	f.waitAllReady(names, 90*time.Second)
+
+	// Over more than two link lifetimes, no Secret may hold an expired link
+	// although half of all calls fail.
+	f.watchForExpiredLinks(2*lifetime + 5*time.Second)
+
+	successes, failures := 0, 0
+	for _, call := range f.sim.Calls() {
+		if call.RetCode == 0 && call.Fault == "" {
+			successes++
+		} else {
+			failures++
+		}
+	}
+	t.Logf("%d successful calls, %d failed", successes, failures)
+	// With half the calls failing, about one failure per success is
+	// expected; a retry loop that ignores backoff makes far more.
+	f.g.Expect(failures).To(BeNumerically("<=", 3*successes+n), "failed calls stay within the backoff's bound")
+	f.g.Expect(successes).To(BeNumerically(">=", 3*n), "each resource refreshed at least twice after its first link")
+}
+
+func TestPermanentErrorKeepsTheValidSecretAndWaitsForTheUser(t *testing.T) {
+	f := newFixture(t)
+	f.createCredentials("cloud-credentials", publicKey, privateKey)
+	f.create(f.newExport("perm"))
+	f.eventuallyReady("perm")
+	before, err := f.secret("perm")
+	f.g.Expect(err).NotTo(HaveOccurred())
+
+	f.sim.SetFaultRate(1, simulator.Fault{Kind: simulator.FaultRetCode, RetCode: 20004, Message: "insufficient permission"})
+	f.sim.ResetCalls()
+	f.annotate("perm", uredisv1alpha1.AnnotationRefreshRequestedAt, "force-1")
+
+	cond := f.eventuallyNotReady("perm", uredisv1alpha1.ReasonProviderRejected)
+	f.g.Expect(cond.Message).To(And(ContainSubstring("RetCode 20004"), ContainSubstring("insufficient permission")))
+	export := f.get("perm")
+	f.g.Expect(export.Status.FailureCount).To(Equal(int32(1)))
+	f.g.Expect(export.Status.LastFailureTime).NotTo(BeNil())
+	stalled := findCondition(export, uredisv1alpha1.ConditionStalled)
+	f.g.Expect(stalled).NotTo(BeNil(), "kstatus readers see Stalled")
+
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(60*time.Second).WithPolling(2*time.Second).
+		Should(BeNumerically("<=", 3), "a permanent error is retried only slowly")
+	after, err := f.secret("perm")
+	f.g.Expect(err).NotTo(HaveOccurred())
+	f.g.Expect(after.ResourceVersion).To(Equal(before.ResourceVersion), "the valid Secret is left exactly as it was")
+
+	// Permissions fixed and the credentials Secret rotated: recovery at once.
+	f.sim.ClearFaults()
+	creds, err := f.secret("cloud-credentials")
+	f.g.Expect(err).NotTo(HaveOccurred())
+	creds.Annotations = map[string]string{"rotated": "yes"}
+	f.g.Expect(f.c.Update(f.ctx, creds)).To(Succeed())
+	f.g.Eventually(func() string { return conditionSummary(f.ready("perm")) }).WithTimeout(10 * time.Second).Should(HavePrefix("True/"))
+	f.g.Expect(findCondition(f.get("perm"), uredisv1alpha1.ConditionStalled)).To(BeNil())
+}
+
+func TestSharedRateLimitAndThrottlingSlowEveryone(t *testing.T) {
+	const n, qps, burst = 200, 20, 5
+	f := newFixture(t, withBackups("rate", n), withOperatorOptions(func(o *operator.Options) {
+		o.APIQPS, o.APIBurst, o.MaxConcurrentReconciles = qps, burst, 16
+	}))
+	// The first answer says "slow down".
+	f.sim.QueueFaults(simulator.Fault{Kind: simulator.FaultRetCode, RetCode: 153})
+	f.createCredentials("cloud-credentials", publicKey, privateKey)
+	names := f.createMany("rate", n)
+	f.waitAllReady(names, 3*time.Minute)
+
+	calls := f.sim.Calls()
+	sort.Slice(calls, func(i, j int) bool { return calls[i].Time.Before(calls[j].Time) })
+	f.g.Expect(calls[0].RetCode).To(Equal(153))
+	// Calls already sent when the throttled answer came back still arrive;
+	// after them, no worker calls for about a second. Without the pause the
+	// token bucket alone would space calls 50ms apart.
+	f.g.Expect(longestGap(calls, calls[0].Time.Add(3*time.Second))).To(BeNumerically(">=", 800*time.Millisecond),
+		"a throttled answer must pause every worker, not just the one that got it")
+	// The shared token bucket holds across all 16 workers and 200 resources.
+	f.g.Expect(maxInAnySecond(calls)).To(BeNumerically("<=", qps+burst+1))
+	f.g.Expect(len(calls)).To(Equal(n + 1))
+}
+
+// longestGap is the longest pause between consecutive calls before until.
+func longestGap(calls []simulator.Call, until time.Time) time.Duration {
+	var longest time.Duration
+	for i := 1; i < len(calls) && calls[i-1].Time.Before(until); i++ {
+		longest = max(longest, calls[i].Time.Sub(calls[i-1].Time))
+	}
+	return longest
+}
+
+// maxInAnySecond is the largest number of calls inside any one-second window.
+func maxInAnySecond(calls []simulator.Call) int {
+	most := 0
+	for i, start := 0, 0; i < len(calls); i++ {
+		for calls[i].Time.Sub(calls[start].Time) >= time.Second {
+			start++
+		}
+		most = max(most, i-start+1)
+	}
+	return most
+}
+
+func TestResourcesShareCallsOnlyWithinOneAccount(t *testing.T) {
+	f := newFixture(t, withSimulator(func(c *simulator.Config) {
+		c.Accounts = append(c.Accounts, simulator.Account{PublicKey: "second-public-key", PrivateKey: "second-private-key"})
+	}))
+	f.createCredentials("cloud-credentials", publicKey, privateKey)
+	f.createCredentials("second-credentials", "second-public-key", "second-private-key")
+	f.create(f.newExport("first"))
+	f.create(f.newExport("second"))
+	f.eventuallyReady("first")
+	f.eventuallyReady("second")
+	f.g.Expect(f.sim.CallCount("")).To(Equal(1), "two resources on the same backup and account share one call")
+
+	f.create(f.newExport("other-account", func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.CredentialsRef.Name = "second-credentials" }))
+	f.eventuallyReady("other-account")
+	f.g.Expect(f.sim.CallCount("")).To(Equal(2), "answers are never shared across accounts")
+	publicKeys := map[string]bool{}
+	for _, call := range f.sim.Calls() {
+		publicKeys[call.PublicKey] = true
+	}
+	f.g.Expect(publicKeys).To(HaveLen(2))
+}
+
+func TestForceRefreshAnnotationFiresOncePerValue(t *testing.T) {
+	f := newFixture(t)
+	f.createCredentials("cloud-credentials", publicKey, privateKey)
+	f.create(f.newExport("force"))
+	f.eventuallyReady("force")
+	f.g.Expect(f.sim.CallCount("")).To(Equal(1))
+
+	for i, value := range []string{"2026-11-27T10:00:00Z", "2026-11-27T11:00:00Z"} {
+		f.annotate("force", uredisv1alpha1.AnnotationRefreshRequestedAt, value)
+		f.g.Eventually(func() string { return f.get("force").Status.LastHandledRefreshRequest }).WithTimeout(10 * time.Second).Should(Equal(value))
+		f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3*time.Second).Should(Equal(2+i), "exactly one extra call per new value")
+	}
+	// Other annotation changes do not refresh.
+	f.annotate("force", "unrelated", "x")
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3 * time.Second).Should(Equal(3))
+}
+
+func (f *fixture) annotate(name, key, value string) {
+	f.t.Helper()
+	export := f.get(name)
+	patch := client.MergeFrom(export.DeepCopy())
+	if export.Annotations == nil {
+		export.Annotations = map[string]string{}
+	}
+	export.Annotations[key] = value
+	f.g.Expect(f.c.Patch(f.ctx, export, patch)).To(Succeed())
+}
+
+func findCondition(export *uredisv1alpha1.RedisBackupExport, conditionType string) *metav1.Condition {
+	for i := range export.Status.Conditions {
+		if export.Status.Conditions[i].Type == conditionType {
+			return &export.Status.Conditions[i]
+		}
+	}
+	return nil
+}
