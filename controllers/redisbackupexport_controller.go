@@ -31,6 +31,7 @@ import (
 // maxAge ago may be returned instead of a new call (cloud.SharedResolver).
 type BackupLinkResolver interface {
 	ResolveBackupLink(ctx context.Context, creds cloud.Credentials, req cloud.BackupURLRequest, maxAge time.Duration) (cloud.BackupLink, error)
+	ListBackups(ctx context.Context, creds cloud.Credentials, req cloud.ListBackupsRequest) ([]cloud.Backup, error)
 }
 
 // shareWindow is how old another resource's answer for the same backup and
@@ -174,9 +175,11 @@ func linkForCurrentSpec(export *uredisv1alpha1.RedisBackupExport) bool {
 // Only errors of the Kubernetes API are returned; everything else becomes
 // status and a planned retry.
 func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, credentialsVersion string, now time.Time) (ctrl.Result, error) {
-	link, err := r.fetchLink(ctx, export, secret, credentialsVersion)
+	backup, link, err := r.fetchLink(ctx, export, secret, credentialsVersion)
 	if err == nil {
-		err = r.writeSecret(ctx, export, secret, secretData(export, link.URL, link.InnerURL, link.ExpiresAt))
+		err = r.writeSecret(ctx, export, secret, secretData(export, linkData{
+			backupPath: link.URL, innerBackupPath: link.InnerURL, backupID: backup.id, expiresAt: link.ExpiresAt,
+		}))
 	}
 	if isKubernetesAPIError(err) {
 		return ctrl.Result{}, err
@@ -189,7 +192,7 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 	}
 
 	next := r.Policy.RefreshTime(link.ObtainedAt, link.ExpiresAt, refreshBefore(export.Spec), r.Jitter())
-	refreshed(export, link, next)
+	refreshed(export, backup.id, link, next)
 	r.rejectedWith.Delete(export.UID)
 	log.FromContext(ctx).Info("refreshed link", "expiresAt", formatTime(link.ExpiresAt), "nextRefresh", formatTime(next))
 	r.Events.Eventf(export, nil, corev1.EventTypeNormal, "Refreshed", "Refresh",
@@ -206,26 +209,30 @@ func refreshBefore(spec uredisv1alpha1.RedisBackupExportSpec) time.Duration {
 
 // fetchLink checks that the target Secret is ours to write, then asks the
 // API for a link. The check comes first so that a name clash costs no quota.
-func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, credentialsVersion string) (cloud.BackupLink, error) {
+func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, credentialsVersion string) (chosenBackup, cloud.BackupLink, error) {
 	if err := r.checkTargetWritable(ctx, export, secret); err != nil {
-		return cloud.BackupLink{}, err
+		return chosenBackup{}, cloud.BackupLink{}, err
 	}
 	creds, err := r.credentials.Load(ctx, export, credentialsVersion)
 	if err != nil {
-		return cloud.BackupLink{}, err
+		return chosenBackup{}, cloud.BackupLink{}, err
+	}
+	backup, err := r.chooseBackup(ctx, export.Spec, creds)
+	if err != nil {
+		return chosenBackup{}, cloud.BackupLink{}, err
 	}
 	maxAge := shareWindow
 	if refreshRequest(export) != export.Status.LastHandledRefreshRequest {
 		maxAge = 0 // a forced refresh wants a link of its own
 	}
-	link, err := r.Cloud.ResolveBackupLink(ctx, creds, backupURLRequest(export.Spec), maxAge)
+	link, err := r.Cloud.ResolveBackupLink(ctx, creds, backupURLRequest(export.Spec, backup), maxAge)
 	if err != nil {
-		return cloud.BackupLink{}, err
+		return chosenBackup{}, cloud.BackupLink{}, err
 	}
 	if r.Policy.TooShort(link.ObtainedAt, link.ExpiresAt) {
-		return cloud.BackupLink{}, &linkTooShortError{lifetime: link.ExpiresAt.Sub(link.ObtainedAt), minimum: r.Policy.MinUsefulLifetime}
+		return chosenBackup{}, cloud.BackupLink{}, &linkTooShortError{lifetime: link.ExpiresAt.Sub(link.ObtainedAt), minimum: r.Policy.MinUsefulLifetime}
 	}
-	return link, nil
+	return backup, link, nil
 }
 
 // checkTargetWritable refuses a target Secret owned by someone else. The
@@ -233,7 +240,7 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 // but only after a clash was seen: a first sync costs no extra read.
 func (r *RedisBackupExportReconciler) checkTargetWritable(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret) error {
 	if secret != nil {
-		if !metav1.IsControlledBy(secret, export) {
+		if !ownsSecret(secret, export) {
 			return newConflictError(export)
 		}
 		return nil
@@ -283,13 +290,17 @@ func truncate(s string, n int) string {
 	return s[:n] + "..."
 }
 
-func backupURLRequest(spec uredisv1alpha1.RedisBackupExportSpec) cloud.BackupURLRequest {
+func backupURLRequest(spec uredisv1alpha1.RedisBackupExportSpec, backup chosenBackup) cloud.BackupURLRequest {
+	groupID := spec.GroupID
+	if spec.Latest != nil {
+		groupID = spec.Latest.GroupID
+	}
 	return cloud.BackupURLRequest{
 		Region:        spec.Region,
-		Zone:          spec.Zone,
+		Zone:          backup.zone,
 		ProjectID:     spec.ProjectID,
-		BackupID:      spec.BackupID,
-		GroupID:       spec.GroupID,
+		BackupID:      backup.id,
+		GroupID:       groupID,
 		RegionFlag:    spec.RegionFlag != nil && *spec.RegionFlag,
 		SlaveZone:     spec.SlaveZone,
 		IsCrossRegion: spec.IsCrossRegion != nil && *spec.IsCrossRegion,

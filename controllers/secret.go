@@ -14,8 +14,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 )
@@ -36,6 +36,10 @@ const (
 	// AnnotationDataHash holds a hash of the Secret's data, so that edits are
 	// detected and workloads can roll when the link changes.
 	AnnotationDataHash = "uredis.dezai.com/data-hash"
+	// AnnotationExportUID names the resource that created the Secret. It is
+	// how an orphaned Secret (no owner reference) is still recognised as the
+	// resource's own, and never confused with a foreign one.
+	AnnotationExportUID = "uredis.dezai.com/export-uid"
 )
 
 // errCacheLagging: our own Secret exists but the cache has not seen it yet.
@@ -52,18 +56,37 @@ func newConflictError(export *uredisv1alpha1.RedisBackupExport) *conflictError {
 		export.TargetSecretName())}
 }
 
-// secretData is the contract content of the target Secret.
-func secretData(export *uredisv1alpha1.RedisBackupExport, backupPath, innerBackupPath string, expiresAt time.Time) map[string][]byte {
+// linkData is what a Secret carries, before key names are applied.
+type linkData struct {
+	backupPath, innerBackupPath, backupID string
+	expiresAt                             time.Time
+}
+
+// secretData is the contract content of the target Secret, under the key
+// names the spec chose.
+func secretData(export *uredisv1alpha1.RedisBackupExport, link linkData) map[string][]byte {
+	keys := keyNames(export.Spec.Target.Keys)
 	data := map[string][]byte{
-		KeyBackupPath: []byte(backupPath),
-		KeyExpiresAt:  []byte(formatTime(expiresAt)),
-		KeyBackupID:   []byte(export.Spec.BackupID),
-		KeyRegion:     []byte(export.Spec.Region),
+		keys.BackupPath: []byte(link.backupPath),
+		keys.ExpiresAt:  []byte(formatTime(link.expiresAt)),
+		keys.BackupID:   []byte(link.backupID),
+		keys.Region:     []byte(export.Spec.Region),
 	}
-	if innerBackupPath != "" {
-		data[KeyInnerBackupPath] = []byte(innerBackupPath)
+	if link.innerBackupPath != "" {
+		data[keys.InnerBackupPath] = []byte(link.innerBackupPath)
 	}
 	return data
+}
+
+// keyNames fills in the default key names.
+func keyNames(k uredisv1alpha1.SecretKeys) uredisv1alpha1.SecretKeys {
+	return uredisv1alpha1.SecretKeys{
+		BackupPath:      defaultString(k.BackupPath, KeyBackupPath),
+		ExpiresAt:       defaultString(k.ExpiresAt, KeyExpiresAt),
+		BackupID:        defaultString(k.BackupID, KeyBackupID),
+		Region:          defaultString(k.Region, KeyRegion),
+		InnerBackupPath: defaultString(k.InnerBackupPath, KeyInnerBackupPath),
+	}
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
@@ -78,20 +101,27 @@ func dataHash(data map[string][]byte) string {
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
+// ownsSecret reports whether secret was created for this very resource.
+func ownsSecret(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport) bool {
+	return metav1.IsControlledBy(secret, export) || secret.Annotations[AnnotationExportUID] == string(export.UID)
+}
+
 // secretInSync reports whether secret holds exactly the link in the
-// resource's status, unedited, for the current spec.
+// resource's status, unedited, shaped as the current spec asks.
 func secretInSync(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport) bool {
 	status := export.Status
-	if secret == nil || status.BackupPath == "" || status.ExpiresAt == nil || !metav1.IsControlledBy(secret, export) {
+	if secret == nil || status.BackupPath == "" || status.ExpiresAt == nil || !ownsSecret(secret, export) {
 		return false
 	}
-	want := secretData(export, status.BackupPath, "", status.ExpiresAt.Time)
+	want := secretData(export, linkData{backupPath: status.BackupPath, backupID: status.BackupID, expiresAt: status.ExpiresAt.Time})
 	for key, value := range want {
 		if string(secret.Data[key]) != string(value) {
 			return false
 		}
 	}
-	return secret.Annotations[AnnotationDataHash] == dataHash(secret.Data)
+	shaped := secret.DeepCopy()
+	shapeSecret(shaped, export, secret.Data)
+	return secret.Annotations[AnnotationDataHash] == dataHash(secret.Data) && secretsEqual(secret, shaped)
 }
 
 // writeSecret creates or updates the target Secret with data. current is the
@@ -101,14 +131,11 @@ func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *u
 	if current == nil {
 		return r.createSecret(ctx, export, data)
 	}
-	if !metav1.IsControlledBy(current, export) {
+	if !ownsSecret(current, export) {
 		return newConflictError(export)
 	}
 	desired := current.DeepCopy()
-	r.shapeSecret(desired, data)
-	if err := controllerutil.SetControllerReference(export, desired, r.Scheme()); err != nil {
-		return err
-	}
+	shapeSecret(desired, export, data)
 	if secretsEqual(current, desired) {
 		return nil
 	}
@@ -122,10 +149,7 @@ func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *
 		ObjectMeta: metav1.ObjectMeta{Name: export.TargetSecretName(), Namespace: export.Namespace},
 		Type:       corev1.SecretTypeOpaque,
 	}
-	r.shapeSecret(secret, data)
-	if err := controllerutil.SetControllerReference(export, secret, r.Scheme()); err != nil {
-		return err
-	}
+	shapeSecret(secret, export, data)
 	err := r.Create(ctx, secret)
 	if apierrors.IsAlreadyExists(err) {
 		return r.classifyExistingSecret(ctx, export)
@@ -141,30 +165,46 @@ func (r *RedisBackupExportReconciler) classifyExistingSecret(ctx context.Context
 	if err := r.APIReader.Get(ctx, key, existing); err != nil {
 		return err
 	}
-	if metav1.IsControlledBy(existing, export) && existing.Labels[LabelManagedBy] == ManagedByValue {
+	if ownsSecret(existing, export) && existing.Labels[LabelManagedBy] == ManagedByValue {
 		return errCacheLagging
 	}
 	return newConflictError(export)
 }
 
-// shapeSecret sets the operator-owned parts of a Secret.
-func (r *RedisBackupExportReconciler) shapeSecret(secret *corev1.Secret, data map[string][]byte) {
-	if secret.Labels == nil {
-		secret.Labels = map[string]string{}
-	}
-	secret.Labels[LabelManagedBy] = ManagedByValue
-	if secret.Annotations == nil {
-		secret.Annotations = map[string]string{}
-	}
-	secret.Annotations[AnnotationDataHash] = dataHash(data)
+// shapeSecret sets everything the operator decides about a Secret: data,
+// the spec's labels and annotations (added to, never replacing, what others
+// put there), the operator's own label and annotations, and the owner
+// reference that the creation policy asks for.
+func shapeSecret(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte) {
+	target := export.Spec.Target
+	secret.Labels = mergeMaps(secret.Labels, target.Labels, map[string]string{LabelManagedBy: ManagedByValue})
+	secret.Annotations = mergeMaps(secret.Annotations, target.Annotations, map[string]string{
+		AnnotationDataHash:  dataHash(data),
+		AnnotationExportUID: string(export.UID),
+	})
 	secret.Data = data
 	secret.StringData = nil
+	secret.OwnerReferences = slices.DeleteFunc(secret.OwnerReferences, func(ref metav1.OwnerReference) bool { return ref.UID == export.UID })
+	if target.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan {
+		secret.OwnerReferences = append(secret.OwnerReferences, *metav1.NewControllerRef(export, uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport")))
+	}
+}
+
+func mergeMaps(base map[string]string, overlays ...map[string]string) map[string]string {
+	merged := maps.Clone(base)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	for _, overlay := range overlays {
+		maps.Copy(merged, overlay)
+	}
+	return merged
 }
 
 func secretsEqual(a, b *corev1.Secret) bool {
 	return maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) &&
 		maps.EqualFunc(a.Data, b.Data, func(x, y []byte) bool { return string(x) == string(y) }) &&
 		slices.EqualFunc(a.OwnerReferences, b.OwnerReferences, func(x, y metav1.OwnerReference) bool {
-			return x.UID == y.UID && x.Controller != nil && y.Controller != nil && *x.Controller == *y.Controller
+			return x.UID == y.UID && ptr.Equal(x.Controller, y.Controller)
 		})
 }

@@ -16,8 +16,9 @@ import (
 // the reconciler passes in the clock's reading and the planned times.
 
 // refreshed records a successful refresh.
-func refreshed(export *uredisv1alpha1.RedisBackupExport, link cloud.BackupLink, nextRefresh time.Time) {
+func refreshed(export *uredisv1alpha1.RedisBackupExport, backupID string, link cloud.BackupLink, nextRefresh time.Time) {
 	st := &export.Status
+	st.BackupID = backupID
 	st.BackupPath = link.URL
 	st.ExpiresAt = timePtr(link.ExpiresAt)
 	st.LastRefreshTime = timePtr(link.ObtainedAt)
@@ -104,7 +105,8 @@ func linkStateAt(export *uredisv1alpha1.RedisBackupExport, now time.Time) linkSt
 
 // transientReason: failures that retrying may fix without the user.
 func transientReason(reason string) bool {
-	return reason == uredisv1alpha1.ReasonProviderUnavailable || reason == uredisv1alpha1.ReasonLinkTooShort
+	return reason == uredisv1alpha1.ReasonProviderUnavailable || reason == uredisv1alpha1.ReasonLinkTooShort ||
+		reason == uredisv1alpha1.ReasonNoBackupFound
 }
 
 // stalledReasons need the user to change something before progress resumes.
@@ -153,7 +155,10 @@ func classifyFailure(err error) (reason string, waitsOnUser bool) {
 	var credsErr *credentialsError
 	var conflict *conflictError
 	var tooShort *linkTooShortError
+	var noBackup *noBackupError
 	switch {
+	case errors.As(err, &noBackup):
+		return uredisv1alpha1.ReasonNoBackupFound, false
 	case errors.As(err, &credsErr):
 		return credsErr.reason, true
 	case errors.As(err, &conflict):

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
@@ -105,9 +104,9 @@ func TestRefreshedResetsFailures(t *testing.T) {
 	export := exportWithLink()
 	export.Generation = 2
 	link := cloud.BackupLink{Link: cloud.Link{URL: "https://new.example.com/x", ExpiresAt: now.Add(time.Hour)}, ObtainedAt: now}
-	refreshed(export, link, now.Add(40*time.Minute))
+	refreshed(export, "b", link, now.Add(40*time.Minute))
 	st := export.Status
-	if st.FailureCount != 0 || st.LastFailureTime != nil || st.ObservedGeneration != 2 || st.BackupPath != link.URL || st.SecretName != "target" {
+	if st.BackupID != "b" || st.FailureCount != 0 || st.LastFailureTime != nil || st.ObservedGeneration != 2 || st.BackupPath != link.URL || st.SecretName != "target" {
 		t.Fatalf("unexpected status %+v", st)
 	}
 	if ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady); ready.Status != metav1.ConditionTrue || ready.Reason != uredisv1alpha1.ReasonRefreshed {
@@ -175,14 +174,10 @@ func TestProgressConditions(t *testing.T) {
 func TestSecretInSync(t *testing.T) {
 	export := exportWithLink()
 	good := func() *corev1.Secret {
-		data := secretData(export, export.Status.BackupPath, "https://inner.example.com/x", export.Status.ExpiresAt.Time)
-		return &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{
-				Annotations:     map[string]string{AnnotationDataHash: dataHash(data)},
-				OwnerReferences: []metav1.OwnerReference{{UID: export.UID, Controller: ptr.To(true)}},
-			},
-			Data: data,
-		}
+		data := secretData(export, linkData{backupPath: export.Status.BackupPath, innerBackupPath: "https://inner.example.com/x", backupID: "b", expiresAt: export.Status.ExpiresAt.Time})
+		secret := &corev1.Secret{}
+		shapeSecret(secret, export, data)
+		return secret
 	}
 	tests := []struct {
 		name   string
@@ -193,7 +188,13 @@ func TestSecretInSync(t *testing.T) {
 		{"link edited", func(s *corev1.Secret) { s.Data[KeyBackupPath] = []byte("https://evil.example.com/") }, false},
 		{"inner link edited", func(s *corev1.Secret) { s.Data[KeyInnerBackupPath] = []byte("x") }, false},
 		{"key added", func(s *corev1.Secret) { s.Data["extra"] = []byte("x") }, false},
-		{"owned by another resource", func(s *corev1.Secret) { s.OwnerReferences[0].UID = "other" }, false},
+		{"owned by another resource", func(s *corev1.Secret) {
+			s.OwnerReferences[0].UID = "other"
+			s.Annotations[AnnotationExportUID] = "other"
+		}, false},
+		{"owner reference removed by someone", func(s *corev1.Secret) { s.OwnerReferences = nil }, false},
+		{"someone else's label added", func(s *corev1.Secret) { s.Labels["team"] = "a" }, true},
+		{"spec label removed by someone", func(s *corev1.Secret) { delete(s.Labels, "app") }, false},
 		{"hash annotation removed", func(s *corev1.Secret) { s.Annotations = nil }, false},
 	}
 	for _, tt := range tests {
@@ -219,11 +220,48 @@ func TestDataHashIsStableAndUnambiguous(t *testing.T) {
 	}
 }
 
+func TestShapeSecret(t *testing.T) {
+	export := exportWithLink()
+	export.Spec.Target.Keys = uredisv1alpha1.SecretKeys{BackupPath: "BACKUP_URL", ExpiresAt: "BACKUP_EXPIRES_AT"}
+	export.Spec.Target.Annotations = map[string]string{"reloader": "yes"}
+	data := secretData(export, linkData{backupPath: "https://x.example.com/", backupID: "b", expiresAt: now})
+	if string(data["BACKUP_URL"]) != "https://x.example.com/" || string(data["BACKUP_EXPIRES_AT"]) != "2026-11-27T10:00:00Z" || string(data["backupId"]) != "b" {
+		t.Fatalf("renamed keys not applied: %v", data)
+	}
+	if _, ok := data["innerBackupPath"]; ok {
+		t.Fatal("innerBackupPath only when the API returned one")
+	}
+
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"team": "a"}}}
+	shapeSecret(secret, export, data)
+	if secret.Labels["team"] != "a" || secret.Labels["app"] != "restore" || secret.Labels[LabelManagedBy] != ManagedByValue {
+		t.Errorf("labels = %v", secret.Labels)
+	}
+	if secret.Annotations["reloader"] != "yes" || secret.Annotations[AnnotationExportUID] != "uid-1" || secret.Annotations[AnnotationDataHash] != dataHash(data) {
+		t.Errorf("annotations = %v", secret.Annotations)
+	}
+	if len(secret.OwnerReferences) != 1 || !*secret.OwnerReferences[0].Controller || !*secret.OwnerReferences[0].BlockOwnerDeletion {
+		t.Fatalf("Owner policy wants a controller reference: %+v", secret.OwnerReferences)
+	}
+
+	export.Spec.Target.CreationPolicy = uredisv1alpha1.CreationPolicyOrphan
+	shapeSecret(secret, export, data)
+	if len(secret.OwnerReferences) != 0 {
+		t.Fatalf("Orphan policy must drop the owner reference: %+v", secret.OwnerReferences)
+	}
+	if !ownsSecret(secret, export) {
+		t.Fatal("an orphaned Secret is still recognised as the resource's own")
+	}
+}
+
 func exportWithLink() *uredisv1alpha1.RedisBackupExport {
 	return &uredisv1alpha1.RedisBackupExport{
 		ObjectMeta: metav1.ObjectMeta{Name: "e", Namespace: "ns", UID: "uid-1", Generation: 1},
-		Spec:       uredisv1alpha1.RedisBackupExportSpec{BackupID: "b", Region: "r", Target: uredisv1alpha1.TargetSecret{Name: "target"}},
+		Spec: uredisv1alpha1.RedisBackupExportSpec{BackupID: "b", Region: "r", Target: uredisv1alpha1.TargetSecret{
+			Name: "target", Labels: map[string]string{"app": "restore"},
+		}},
 		Status: uredisv1alpha1.RedisBackupExportStatus{
+			BackupID:           "b",
 			BackupPath:         "https://old.example.com/x",
 			ExpiresAt:          timePtr(now.Add(time.Hour)),
 			ObservedGeneration: 1,

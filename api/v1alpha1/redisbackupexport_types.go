@@ -46,6 +46,9 @@ const (
 	// ReasonLinkExpired: the link in the Secret has expired and refreshing
 	// it keeps failing.
 	ReasonLinkExpired = "LinkExpired"
+	// ReasonNoBackupFound: spec.latest found no successful backup of the
+	// instance (yet).
+	ReasonNoBackupFound = "NoBackupFound"
 	// ReasonLinkTooShort: the API returned a link that expires too soon to be
 	// useful.
 	ReasonLinkTooShort = "LinkTooShort"
@@ -53,16 +56,24 @@ const (
 
 // RedisBackupExportSpec names a URedis backup whose time-limited download
 // link the operator keeps fresh in a Secret.
+// +kubebuilder:validation:XValidation:rule="has(self.backupId) != has(self.latest)",message="set exactly one of backupId (a fixed backup) and latest (the newest backup of an instance)"
+// +kubebuilder:validation:XValidation:rule="!has(self.latest) || !has(self.groupId) || self.groupId == self.latest.groupId",message="groupId must equal latest.groupId when both are set"
 // +kubebuilder:validation:XValidation:rule="!has(self.slaveZone) || (has(self.regionFlag) && self.regionFlag)",message="slaveZone may only be set together with regionFlag: true (it names the slave's zone of a cross-IDC instance)"
 // +kubebuilder:validation:XValidation:rule="!has(self.slaveZone) || !has(self.zone) || self.slaveZone != self.zone",message="slaveZone must differ from zone"
 type RedisBackupExportSpec struct {
 	// backupId is the ID of the backup to export, as the cloud API reports it
-	// (for example a UUID).
-	// +required
+	// (for example a UUID). Exactly one of backupId and latest is set.
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._-]*$`
-	BackupID string `json:"backupId"`
+	BackupID string `json:"backupId,omitempty"`
+
+	// latest exports the newest successful backup of an instance instead of
+	// a fixed one; it is looked up again at every refresh, so a new nightly
+	// backup is picked up. Exactly one of backupId and latest is set.
+	// +optional
+	Latest *LatestBackup `json:"latest,omitempty"`
 
 	// region is the cloud region of the backup, for example cn-bj2.
 	// +required
@@ -129,6 +140,32 @@ type RedisBackupExportSpec struct {
 	Target TargetSecret `json:"target,omitempty"`
 }
 
+// LatestBackup selects the newest successful backup of an instance.
+type LatestBackup struct {
+	// groupId is the ID of the Redis instance.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9_-]*$`
+	GroupID string `json:"groupId"`
+
+	// backupType restricts the choice to automatic or manual backups.
+	// +optional
+	// +kubebuilder:default=Any
+	BackupType BackupType `json:"backupType,omitempty"`
+}
+
+// BackupType is the kind of backup latest may choose.
+// +kubebuilder:validation:Enum=Auto;Manual;Any
+type BackupType string
+
+// Backup types.
+const (
+	BackupTypeAuto   BackupType = "Auto"
+	BackupTypeManual BackupType = "Manual"
+	BackupTypeAny    BackupType = "Any"
+)
+
 // CredentialsReference points at a Secret in the same namespace holding an
 // API key pair. There is deliberately no namespace field: a resource can only
 // use credentials its own namespace already holds.
@@ -166,10 +203,85 @@ type TargetSecret struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name,omitempty"`
+
+	// creationPolicy says who owns the Secret. Owner (the default): the
+	// Secret is owned by the resource and garbage-collected with it. Orphan:
+	// the Secret is kept when the resource is deleted.
+	// +optional
+	// +kubebuilder:default=Owner
+	CreationPolicy CreationPolicy `json:"creationPolicy,omitempty"`
+
+	// keys renames the Secret's keys, for example backupPath: BACKUP_URL for
+	// a workload that uses envFrom.
+	// +optional
+	Keys SecretKeys `json:"keys,omitempty"`
+
+	// labels are added to the Secret.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="!('app.kubernetes.io/managed-by' in self)",message="the label app.kubernetes.io/managed-by is set by the operator"
+	Labels map[string]string `json:"labels,omitempty"`
+
+	// annotations are added to the Secret.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('uredis.dezai.com/'))",message="annotations under uredis.dezai.com/ are set by the operator"
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// CreationPolicy says who owns the target Secret.
+// +kubebuilder:validation:Enum=Owner;Orphan
+type CreationPolicy string
+
+// Creation policies.
+const (
+	CreationPolicyOwner  CreationPolicy = "Owner"
+	CreationPolicyOrphan CreationPolicy = "Orphan"
+)
+
+// SecretKeys names the keys of the target Secret; each defaults to its
+// field's name.
+// +kubebuilder:validation:XValidation:rule="[has(self.backupPath) ? self.backupPath : 'backupPath', has(self.expiresAt) ? self.expiresAt : 'expiresAt', has(self.backupId) ? self.backupId : 'backupId', has(self.region) ? self.region : 'region', has(self.innerBackupPath) ? self.innerBackupPath : 'innerBackupPath'].all(k, [has(self.backupPath) ? self.backupPath : 'backupPath', has(self.expiresAt) ? self.expiresAt : 'expiresAt', has(self.backupId) ? self.backupId : 'backupId', has(self.region) ? self.region : 'region', has(self.innerBackupPath) ? self.innerBackupPath : 'innerBackupPath'].exists_one(j, j == k))",message="the Secret's keys must all be different"
+type SecretKeys struct {
+	// backupPath is the key of the download link.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	BackupPath string `json:"backupPath,omitempty"`
+	// expiresAt is the key of the link's expiry (RFC 3339).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	ExpiresAt string `json:"expiresAt,omitempty"`
+	// backupId is the key of the exported backup's ID.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	BackupID string `json:"backupId,omitempty"`
+	// region is the key of the backup's region.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Region string `json:"region,omitempty"`
+	// innerBackupPath is the key of the internal-network link.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	InnerBackupPath string `json:"innerBackupPath,omitempty"`
 }
 
 // RedisBackupExportStatus is the observed state of a RedisBackupExport.
 type RedisBackupExportStatus struct {
+	// backupId is the backup the current link is for: spec.backupId, or the
+	// one spec.latest chose.
+	// +optional
+	BackupID string `json:"backupId,omitempty"`
+
 	// backupPath is the current download link. It is a bearer credential
 	// until expiresAt: whoever can read this resource can download the
 	// backup.
@@ -224,7 +336,7 @@ type RedisBackupExportStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=rbe,categories=uredis
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.spec.backupId`
+// +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.status.backupId`
 // +kubebuilder:printcolumn:name="Region",type=string,JSONPath=`.spec.region`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

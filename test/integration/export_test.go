@@ -110,9 +110,7 @@ func TestChangingBackupIDRefreshesAtOnce(t *testing.T) {
 	f.create(f.newExport("switch"))
 	f.eventuallyReady("switch")
 
-	export := f.get("switch")
-	export.Spec.BackupID = otherID
-	f.g.Expect(f.c.Update(f.ctx, export)).To(Succeed())
+	f.updateSpec("switch", func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = otherID })
 	f.g.Eventually(func() string {
 		s, _ := f.secret("switch")
 		return string(s.Data["backupId"]) + " " + string(s.Data["backupPath"])

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -198,6 +199,17 @@ func (f *fixture) get(name string) *uredisv1alpha1.RedisBackupExport {
 	export := &uredisv1alpha1.RedisBackupExport{}
 	f.g.Expect(f.c.Get(f.ctx, types.NamespacedName{Namespace: f.ns, Name: name}, export)).To(Succeed())
 	return export
+}
+
+// updateSpec changes a resource's spec, retrying on conflicts with the
+// operator's status writes.
+func (f *fixture) updateSpec(name string, mutate func(*uredisv1alpha1.RedisBackupExport)) {
+	f.t.Helper()
+	f.g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		export := f.get(name)
+		mutate(export)
+		return f.c.Update(f.ctx, export)
+	})).To(Succeed())
 }
 
 func (f *fixture) secret(name string) (*corev1.Secret, error) {

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -29,7 +30,19 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		objName string
 		message string
 	}{
-		{name: "no backupId", spec: specWithout("backupId"), message: `spec.backupId: Required value`},
+		{name: "neither backupId nor latest", spec: specWithout("backupId"), message: `set exactly one of backupId (a fixed backup) and latest`},
+		{name: "both backupId and latest", spec: specWith("latest", map[string]any{"groupId": "g1"}), message: `set exactly one of backupId (a fixed backup) and latest`},
+		{name: "latest without groupId", spec: latestSpec(map[string]any{}), message: `spec.latest.groupId: Required value`},
+		{name: "latest with an unknown backupType", spec: latestSpec(map[string]any{"groupId": "g1", "backupType": "Nightly"}), message: `spec.latest.backupType: Unsupported value: "Nightly"`},
+		{name: "groupId differs from latest.groupId", spec: withKey(latestSpec(map[string]any{"groupId": "g1"}), "groupId", "g2"), message: `groupId must equal latest.groupId`},
+		{name: "refreshBefore not a duration", spec: specWith("refreshBefore", "soon"), message: `refreshBefore must be a duration of at least 1s`},
+		{name: "refreshBefore zero", spec: specWith("refreshBefore", "0s"), message: `refreshBefore must be a duration of at least 1s`},
+		{name: "unknown creationPolicy", spec: specWith("target", map[string]any{"creationPolicy": "Merge"}), message: `spec.target.creationPolicy: Unsupported value: "Merge"`},
+		{name: "two Secret keys with one name", spec: specWith("target", map[string]any{"keys": map[string]any{"backupPath": "URL", "innerBackupPath": "URL"}}), message: `the Secret's keys must all be different`},
+		{name: "renamed key clashing with a default", spec: specWith("target", map[string]any{"keys": map[string]any{"backupPath": "region"}}), message: `the Secret's keys must all be different`},
+		{name: "invalid Secret key", spec: specWith("target", map[string]any{"keys": map[string]any{"backupPath": "BACKUP URL"}}), message: `spec.target.keys.backupPath in body should match`},
+		{name: "managed-by label", spec: specWith("target", map[string]any{"labels": map[string]any{"app.kubernetes.io/managed-by": "me"}}), message: `the label app.kubernetes.io/managed-by is set by the operator`},
+		{name: "operator annotation", spec: specWith("target", map[string]any{"annotations": map[string]any{"uredis.dezai.com/data-hash": "x"}}), message: `annotations under uredis.dezai.com/ are set by the operator`},
 		{name: "empty backupId", spec: specWith("backupId", ""), message: `spec.backupId: Invalid value: "": spec.backupId in body should be at least 1 chars long`},
 		{name: "backupId too long", spec: specWith("backupId", long), message: `spec.backupId: Too long: may not be more than 64 bytes`},
 		{name: "backupId with a slash", spec: specWith("backupId", "../etc"), message: `spec.backupId in body should match`},
@@ -58,7 +71,7 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 			obj.SetNamespace(ns)
 			obj.SetName(tt.objName)
 			if tt.objName == "" {
-				obj.SetName("invalid-" + string(rune('a'+i)))
+				obj.SetName(fmt.Sprintf("invalid-%d", i))
 			}
 			err := env.Client.Create(ctx, obj)
 			g.Expect(err).To(HaveOccurred(), "the API server accepted an invalid resource")
@@ -66,12 +79,35 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		})
 	}
 
-	// And the valid base spec is accepted, so the table tests the rules.
-	valid := &unstructured.Unstructured{Object: map[string]any{"spec": specWith("slaveZone", "cn-bj2-05", "regionFlag", true)}}
-	valid.SetGroupVersionKind(uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport"))
-	valid.SetNamespace(ns)
-	valid.SetName("valid")
-	g.Expect(env.Client.Create(ctx, valid)).To(Succeed())
+	// And valid specs close to the rejected ones are accepted, so the table
+	// tests the rules and not something else.
+	for i, spec := range []map[string]any{
+		specWith("slaveZone", "cn-bj2-05", "regionFlag", true),
+		withKey(latestSpec(map[string]any{"groupId": "g1", "backupType": "Auto"}), "groupId", "g1"),
+		specWith("refreshBefore", "1h30m", "target", map[string]any{
+			"creationPolicy": "Orphan",
+			"keys":           map[string]any{"backupPath": "BACKUP_URL", "region": "backupPath"},
+			"labels":         map[string]any{"team": "a"},
+			"annotations":    map[string]any{"reloader.stakater.com/match": "true"},
+		}),
+	} {
+		valid := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+		valid.SetGroupVersionKind(uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport"))
+		valid.SetNamespace(ns)
+		valid.SetName(fmt.Sprintf("valid-%d", i))
+		g.Expect(env.Client.Create(ctx, valid)).To(Succeed())
+	}
+}
+
+func latestSpec(latest map[string]any) map[string]any {
+	spec := specWithout("backupId")
+	spec["latest"] = latest
+	return spec
+}
+
+func withKey(spec map[string]any, key string, value any) map[string]any {
+	spec[key] = value
+	return spec
 }
 
 func validSpec() map[string]any {
