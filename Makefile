@@ -19,6 +19,7 @@ LDFLAGS := -X github.com/dezai/uredis-backup-operator/internal/version.Version=$
 # Two packages at a time suits the 2-core CI machines. The integration tests
 # mostly wait on real link lifetimes, so many run in parallel (each in its own
 # namespace with its own manager and simulator).
+FUZZTIME ?= 10s
 TEST_FLAGS ?= -count=1 -p 2 -parallel 16
 
 .PHONY: all
@@ -55,12 +56,20 @@ verify: manifests generate ## Fail when generated code or manifests are out of d
 	@test -z "$$(gofmt -s -l $$(git ls-files '*.go'))" || { gofmt -s -l $$(git ls-files '*.go'); echo "run 'make fmt'"; exit 1; }
 
 .PHONY: test
-test: manifests generate vet control-plane ## Run all tests against a real kube-apiserver and the API simulator.
-	KUBEBUILDER_ASSETS=$(CONTROL_PLANE) go test $(TEST_FLAGS) ./...
+test: manifests generate vet control-plane $(KUSTOMIZE) ## Run all tests against a real kube-apiserver and the API simulator.
+	KUBEBUILDER_ASSETS=$(CONTROL_PLANE) KUSTOMIZE=$(KUSTOMIZE) go test $(TEST_FLAGS) ./...
 
 .PHONY: demo
 demo: manifests control-plane ## Run the operator end to end on a local control plane and the bundled simulator.
 	KUBEBUILDER_ASSETS=$(CONTROL_PLANE) go run ./cmd/demo
+
+.PHONY: vulncheck
+vulncheck: ## Run govulncheck against an offline copy of the Go vulnerability database.
+	hack/govulncheck.sh $(LOCALBIN)
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 10s).
+	hack/fuzz.sh $(FUZZTIME)
 
 ##@ Build
 

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -62,6 +61,9 @@ type RedisBackupExportReconciler struct {
 	Jitter func() float64
 	// Events records Refreshed and RefreshFailed events.
 	Events events.EventRecorder
+	// OperatorCredentials, when configured, serve resources without
+	// spec.credentialsRef in the namespaces they allow.
+	OperatorCredentials *OperatorCredentials
 
 	credentials *credentialStore
 	// rejectedWith remembers, per resource UID, the credentials Secret's
@@ -83,6 +85,7 @@ type RedisBackupExportReconciler struct {
 // +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 
 // Reconcile brings one RedisBackupExport's Secret and status up to date and
 // schedules the next visit.
@@ -107,13 +110,17 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	credentialsVersion := r.credentialsVersion(ctx, export)
+	source, sourceErr := r.credentialSourceFor(ctx, export)
+	if isKubernetesAPIError(sourceErr) {
+		return ctrl.Result{}, sourceErr
+	}
+	credentialsVersion := r.credentialsVersion(ctx, source)
 	decision := schedule.Decide(r.Policy, r.observe(export, secret, credentialsVersion, now))
 	log.FromContext(ctx).V(1).Info("decided", "action", decision.Action.String(), "reason", decision.Reason)
 
 	result := ctrl.Result{RequeueAfter: r.waitFor(export, decision, now)}
 	if decision.Action == schedule.Refresh {
-		if result, err = r.refresh(ctx, export, secret, credentialsVersion, now); err != nil {
+		if result, err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion}, now); err != nil {
 			return ctrl.Result{}, err
 		}
 	} else {
@@ -147,7 +154,7 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 		SpecChanged:      ready == nil || ready.ObservedGeneration != export.Generation,
 		HasLink:          linkForCurrentSpec(export),
 		SecretInSync:     secretInSync(secret, export),
-		WaitingOnUser:    ready != nil && ready.Reason == uredisv1alpha1.ReasonProviderRejected,
+		WaitingOnUser:    ready != nil && rejectedByProvider(ready.Reason),
 		RefreshRequested: refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
 	}
 	if st.ExpiresAt != nil {
@@ -162,6 +169,12 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 	return obs
 }
 
+// rejectedByProvider: the API refused the request for good; retry slowly,
+// or at once when the credentials change.
+func rejectedByProvider(reason string) bool {
+	return reason == uredisv1alpha1.ReasonProviderRejected || reason == uredisv1alpha1.ReasonCredentialsRejected
+}
+
 func refreshRequest(export *uredisv1alpha1.RedisBackupExport) string {
 	return export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]
 }
@@ -174,8 +187,8 @@ func linkForCurrentSpec(export *uredisv1alpha1.RedisBackupExport) bool {
 // refresh obtains a new link and writes it, or records why it could not.
 // Only errors of the Kubernetes API are returned; everything else becomes
 // status and a planned retry.
-func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, credentialsVersion string, now time.Time) (ctrl.Result, error) {
-	backup, link, err := r.fetchLink(ctx, export, secret, credentialsVersion)
+func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, creds credentialAccess, now time.Time) (ctrl.Result, error) {
+	backup, link, err := r.fetchLink(ctx, export, secret, creds)
 	if err == nil {
 		err = r.writeSecret(ctx, export, secret, secretData(export, linkData{
 			backupPath: link.URL, innerBackupPath: link.InnerURL, backupID: backup.id, expiresAt: link.ExpiresAt,
@@ -188,7 +201,7 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 	// outcome: retrying it outside the backoff would be a hot loop.
 	export.Status.LastHandledRefreshRequest = refreshRequest(export)
 	if err != nil {
-		return r.recordFailure(ctx, export, err, credentialsVersion, now), nil
+		return r.recordFailure(ctx, export, err, creds.version, now), nil
 	}
 
 	next := r.Policy.RefreshTime(link.ObtainedAt, link.ExpiresAt, refreshBefore(export.Spec), r.Jitter())
@@ -209,11 +222,14 @@ func refreshBefore(spec uredisv1alpha1.RedisBackupExportSpec) time.Duration {
 
 // fetchLink checks that the target Secret is ours to write, then asks the
 // API for a link. The check comes first so that a name clash costs no quota.
-func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, credentialsVersion string) (chosenBackup, cloud.BackupLink, error) {
+func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, access credentialAccess) (chosenBackup, cloud.BackupLink, error) {
 	if err := r.checkTargetWritable(ctx, export, secret); err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
-	creds, err := r.credentials.Load(ctx, export, credentialsVersion)
+	if access.err != nil {
+		return chosenBackup{}, cloud.BackupLink{}, access.err
+	}
+	creds, err := r.credentials.Load(ctx, access.source, access.version)
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
@@ -261,7 +277,7 @@ func (r *RedisBackupExportReconciler) recordFailure(ctx context.Context, export 
 	reason, waitsOnUser := classifyFailure(err)
 	var retryAt time.Time
 	switch {
-	case reason == uredisv1alpha1.ReasonProviderRejected:
+	case rejectedByProvider(reason):
 		retryAt = now.Add(r.PermanentBackoff.Delay(export.Status.FailureCount+1, r.Jitter()))
 		r.rejectedWith.Store(export.UID, credentialsVersion)
 	case !waitsOnUser:
@@ -316,13 +332,27 @@ func (r *RedisBackupExportReconciler) cachedTargetSecret(ctx context.Context, ex
 	return secret, err
 }
 
+// credentialAccess is what a refresh needs to get at the credentials.
+type credentialAccess struct {
+	source credentialSource
+	// err: the source itself is unusable (operator credentials refused).
+	err error
+	// version of the credentials Secret, see credentialsVersion.
+	version string
+}
+
 // credentialsVersion is the credentials Secret's resourceVersion from the
-// metadata cache, "" when it does not exist.
-func (r *RedisBackupExportReconciler) credentialsVersion(ctx context.Context, export *uredisv1alpha1.RedisBackupExport) string {
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	key := types.NamespacedName{Namespace: export.Namespace, Name: export.Spec.CredentialsRef.Name}
-	if err := r.SecretMetadata.Get(ctx, key, meta); err != nil {
+// metadata cache, "" when it does not exist, "static" for credentials from
+// the operator's environment.
+func (r *RedisBackupExportReconciler) credentialsVersion(ctx context.Context, source credentialSource) string {
+	if source.static != nil {
+		return "static"
+	}
+	if source.secret.Name == "" {
+		return ""
+	}
+	meta := secretMetadataObject()
+	if err := r.SecretMetadata.Get(ctx, source.secret, meta); err != nil {
 		return ""
 	}
 	return meta.ResourceVersion

@@ -52,7 +52,10 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, secretM
 func indexExports(ctx context.Context, indexer client.FieldIndexer) error {
 	indexes := map[string]client.IndexerFunc{
 		indexCredentialsSecret: func(o client.Object) []string {
-			return []string{o.(*uredisv1alpha1.RedisBackupExport).Spec.CredentialsRef.Name}
+			if ref := o.(*uredisv1alpha1.RedisBackupExport).Spec.CredentialsRef; ref != nil {
+				return []string{ref.Name}
+			}
+			return []string{operatorCredentialsIndex}
 		},
 		indexTargetSecret: func(o client.Object) []string {
 			return []string{o.(*uredisv1alpha1.RedisBackupExport).TargetSecretName()}
@@ -70,10 +73,18 @@ func indexExports(ctx context.Context, indexer client.FieldIndexer) error {
 // Secret as credentials or as their target (a foreign Secret that blocked a
 // target may have gone away).
 func (r *RedisBackupExportReconciler) exportsReferencingSecret(ctx context.Context, secret *metav1.PartialObjectMetadata) []reconcile.Request {
+	queries := [][]client.ListOption{
+		{client.InNamespace(secret.Namespace), client.MatchingFields{indexCredentialsSecret: secret.Name}},
+		{client.InNamespace(secret.Namespace), client.MatchingFields{indexTargetSecret: secret.Name}},
+	}
+	if o := r.OperatorCredentials; o != nil && o.Secret == client.ObjectKeyFromObject(secret) {
+		// The operator's own credentials changed: every resource using them.
+		queries = append(queries, []client.ListOption{client.MatchingFields{indexCredentialsSecret: operatorCredentialsIndex}})
+	}
 	var requests []reconcile.Request
-	for _, index := range []string{indexCredentialsSecret, indexTargetSecret} {
+	for _, query := range queries {
 		var exports uredisv1alpha1.RedisBackupExportList
-		if err := r.List(ctx, &exports, client.InNamespace(secret.Namespace), client.MatchingFields{index: secret.Name}); err != nil {
+		if err := r.List(ctx, &exports, query...); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "listing RedisBackupExports for a Secret event")
 			continue
 		}

@@ -111,10 +111,13 @@ func transientReason(reason string) bool {
 
 // stalledReasons need the user to change something before progress resumes.
 var stalledReasons = map[string]bool{
-	uredisv1alpha1.ReasonProviderRejected:    true,
-	uredisv1alpha1.ReasonCredentialsNotFound: true,
-	uredisv1alpha1.ReasonCredentialsInvalid:  true,
-	uredisv1alpha1.ReasonSecretConflict:      true,
+	uredisv1alpha1.ReasonProviderRejected:      true,
+	uredisv1alpha1.ReasonCredentialsNotFound:   true,
+	uredisv1alpha1.ReasonCredentialsKeyMissing: true,
+	uredisv1alpha1.ReasonCredentialsValueEmpty: true,
+	uredisv1alpha1.ReasonCredentialsNotAllowed: true,
+	uredisv1alpha1.ReasonCredentialsRejected:   true,
+	uredisv1alpha1.ReasonSecretConflict:        true,
 }
 
 // setProgressConditions derives Reconciling and Stalled from Ready, in the
@@ -138,9 +141,18 @@ func setProgressConditions(export *uredisv1alpha1.RedisBackupExport) {
 	})
 }
 
+// isCredentialsRetCode: RetCodes 170-174 mean the provider refused the
+// credentials themselves (missing or wrong signature, unknown key or token).
+func isCredentialsRetCode(err error) bool {
+	code, ok := cloud.RetCodeOf(err)
+	return ok && code >= 170 && code <= 174
+}
+
 func failureMessage(f failure) string {
 	message := f.err.Error()
-	if code, ok := cloud.RetCodeOf(f.err); ok && f.reason == uredisv1alpha1.ReasonProviderRejected {
+	if code, ok := cloud.RetCodeOf(f.err); ok && f.reason == uredisv1alpha1.ReasonCredentialsRejected {
+		message = fmt.Sprintf("%s; RetCode %d means the credentials were refused: check the key pair (and token) in the credentials Secret", message, code)
+	} else if ok && f.reason == uredisv1alpha1.ReasonProviderRejected {
 		message = fmt.Sprintf("%s; RetCode %d is not retried quickly: fix the spec, the credentials or the account's permissions", message, code)
 	}
 	if !f.retryAt.IsZero() {
@@ -165,6 +177,8 @@ func classifyFailure(err error) (reason string, waitsOnUser bool) {
 		return uredisv1alpha1.ReasonSecretConflict, true
 	case errors.As(err, &tooShort):
 		return uredisv1alpha1.ReasonLinkTooShort, false
+	case isCredentialsRetCode(err):
+		return uredisv1alpha1.ReasonCredentialsRejected, true
 	case cloud.Classify(err) == cloud.Permanent:
 		return uredisv1alpha1.ReasonProviderRejected, true
 	default:

@@ -24,10 +24,12 @@ func TestClassifyFailure(t *testing.T) {
 		waitsOnUser bool
 	}{
 		{&credentialsError{reason: uredisv1alpha1.ReasonCredentialsNotFound}, uredisv1alpha1.ReasonCredentialsNotFound, true},
-		{&credentialsError{reason: uredisv1alpha1.ReasonCredentialsInvalid}, uredisv1alpha1.ReasonCredentialsInvalid, true},
+		{&credentialsError{reason: uredisv1alpha1.ReasonCredentialsKeyMissing}, uredisv1alpha1.ReasonCredentialsKeyMissing, true},
+		{&cloud.APIError{RetCode: 172}, uredisv1alpha1.ReasonCredentialsRejected, true},
 		{&conflictError{}, uredisv1alpha1.ReasonSecretConflict, true},
 		{&linkTooShortError{}, uredisv1alpha1.ReasonLinkTooShort, false},
-		{&cloud.APIError{RetCode: 171}, uredisv1alpha1.ReasonProviderRejected, true},
+		{&cloud.APIError{RetCode: 171}, uredisv1alpha1.ReasonCredentialsRejected, true},
+		{&cloud.APIError{RetCode: 299}, uredisv1alpha1.ReasonProviderRejected, true},
 		{fmt.Errorf("wrapped: %w", &cloud.APIError{RetCode: 20003}), uredisv1alpha1.ReasonProviderRejected, true},
 		{&cloud.APIError{RetCode: 153}, uredisv1alpha1.ReasonProviderUnavailable, false},
 		{&cloud.HTTPStatusError{StatusCode: 502}, uredisv1alpha1.ReasonProviderUnavailable, false},
@@ -88,9 +90,9 @@ func TestFailedKeepsReadyOnlyForTransientErrorsWithAValidLink(t *testing.T) {
 
 func TestRejectedMessageCarriesTheRetCode(t *testing.T) {
 	export := exportWithLink()
-	failed(export, failure{err: &cloud.APIError{Action: "DescribeURedisBackupURL", RetCode: 171, Message: "signature error"}, reason: uredisv1alpha1.ReasonProviderRejected}, now)
+	failed(export, failure{err: &cloud.APIError{Action: "DescribeURedisBackupURL", RetCode: 171, Message: "signature error"}, reason: uredisv1alpha1.ReasonCredentialsRejected}, now)
 	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
-	for _, want := range []string{"RetCode 171", "signature error", "credentials"} {
+	for _, want := range []string{"RetCode 171", "signature error", "credentials were refused"} {
 		if !strings.Contains(ready.Message, want) {
 			t.Errorf("message %q lacks %q", ready.Message, want)
 		}

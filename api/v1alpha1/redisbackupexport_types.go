@@ -31,9 +31,16 @@ const (
 	ReasonRefreshFailing = "RefreshFailing"
 	// ReasonCredentialsNotFound: the credentials Secret does not exist.
 	ReasonCredentialsNotFound = "CredentialsNotFound"
-	// ReasonCredentialsInvalid: the credentials Secret lacks a key or has an
-	// empty value.
-	ReasonCredentialsInvalid = "CredentialsInvalid"
+	// ReasonCredentialsKeyMissing: the credentials Secret lacks a key.
+	ReasonCredentialsKeyMissing = "CredentialsKeyMissing"
+	// ReasonCredentialsValueEmpty: a key of the credentials Secret is empty.
+	ReasonCredentialsValueEmpty = "CredentialsValueEmpty"
+	// ReasonCredentialsNotAllowed: spec.credentialsRef is omitted, and the
+	// operator's own credentials are not available to this namespace.
+	ReasonCredentialsNotAllowed = "CredentialsNotAllowed"
+	// ReasonCredentialsRejected: the API refused the credentials (wrong
+	// private key, unknown public key, unknown token: RetCode 170-174).
+	ReasonCredentialsRejected = "CredentialsRejected"
 	// ReasonProviderRejected: the API refused the request in a way retrying
 	// will not fix (signature, permissions, unknown backup...).
 	ReasonProviderRejected = "ProviderRejected"
@@ -131,9 +138,11 @@ type RedisBackupExportSpec struct {
 	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
 
 	// credentialsRef names the Secret, in the resource's own namespace, that
-	// holds the cloud API key pair.
-	// +required
-	CredentialsRef CredentialsReference `json:"credentialsRef"`
+	// holds the cloud API key pair. When it is omitted, the operator's own
+	// credentials are used, if its administrator allows them for this
+	// namespace (they are off by default).
+	// +optional
+	CredentialsRef *CredentialsReference `json:"credentialsRef,omitempty"`
 
 	// target describes the Secret the operator writes the link into.
 	// +optional
@@ -192,6 +201,16 @@ type CredentialsReference struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	PrivateKeyKey string `json:"privateKeyKey,omitempty"`
+
+	// securityTokenKey is the key of an optional security token (temporary
+	// credentials) in the Secret's data; when the key holds a value, it is
+	// sent and signed as SecurityToken.
+	// +optional
+	// +kubebuilder:default=securityToken
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	SecurityTokenKey string `json:"securityTokenKey,omitempty"`
 }
 
 // TargetSecret describes the Secret that receives the link.
@@ -340,7 +359,7 @@ type RedisBackupExportStatus struct {
 // +kubebuilder:printcolumn:name="Region",type=string,JSONPath=`.spec.region`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="self.spec.credentialsRef.name != (has(self.spec.target) && has(self.spec.target.name) ? self.spec.target.name : self.metadata.name)",message="the target Secret must not be the credentials Secret: set spec.target.name to another name"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.credentialsRef) || self.spec.credentialsRef.name != (has(self.spec.target) && has(self.spec.target.name) ? self.spec.target.name : self.metadata.name)",message="the target Secret must not be the credentials Secret: set spec.target.name to another name"
 type RedisBackupExport struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -137,7 +137,11 @@ func (in *RedisBackupExportSpec) DeepCopyInto(out *RedisBackupExportSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
-	out.CredentialsRef = in.CredentialsRef
+	if in.CredentialsRef != nil {
+		in, out := &in.CredentialsRef, &out.CredentialsRef
+		*out = new(CredentialsReference)
+		**out = **in
+	}
 	in.Target.DeepCopyInto(&out.Target)
 }
 

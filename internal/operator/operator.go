@@ -5,10 +5,13 @@ package operator
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -19,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -41,15 +45,26 @@ import (
 
 // Options configure the operator; BindFlags exposes them as flags.
 type Options struct {
-	APIEndpoint             string
-	AllowHTTPEndpoint       bool
-	APITimeout              time.Duration
-	DefaultLinkLifetime     time.Duration
-	MetricsBindAddress      string
-	HealthProbeBindAddress  string
-	LeaderElection          bool
-	LeaderElectionNamespace string
-	MaxConcurrentReconciles int
+	APIEndpoint       string
+	AllowHTTPEndpoint bool
+	// APICAFile is a PEM bundle of extra CAs to trust for the API endpoint.
+	APICAFile string
+	// OperatorCredentials* configure the operator's own credentials (off
+	// unless namespaces are allowed).
+	OperatorCredentialsSecret            string
+	OperatorNamespace                    string
+	OperatorCredentialsNamespaces        []string
+	OperatorCredentialsNamespaceSelector string
+	// OperatorCredentialsFromEnv are UCLOUD_PUBLIC_KEY, UCLOUD_PRIVATE_KEY
+	// and UCLOUD_SECURITY_TOKEN, read by DefaultOptions.
+	OperatorCredentialsFromEnv *cloud.Credentials
+	APITimeout                 time.Duration
+	DefaultLinkLifetime        time.Duration
+	MetricsBindAddress         string
+	HealthProbeBindAddress     string
+	LeaderElection             bool
+	LeaderElectionNamespace    string
+	MaxConcurrentReconciles    int
 	// APIQPS and APIBurst limit the calls to the cloud API, shared by all
 	// resources.
 	APIQPS   float64
@@ -79,20 +94,26 @@ func DefaultOptions() Options {
 	if endpoint == "" {
 		endpoint = cloud.DefaultEndpoint
 	}
+	var envCredentials *cloud.Credentials
+	if public, private := os.Getenv("UCLOUD_PUBLIC_KEY"), os.Getenv("UCLOUD_PRIVATE_KEY"); public != "" && private != "" {
+		envCredentials = &cloud.Credentials{PublicKey: public, PrivateKey: private, SecurityToken: os.Getenv("UCLOUD_SECURITY_TOKEN")}
+	}
 	return Options{
-		APIEndpoint:             endpoint,
-		APITimeout:              cloud.DefaultTimeout,
-		DefaultLinkLifetime:     cloud.DefaultLinkLifetime,
-		MetricsBindAddress:      ":8080",
-		HealthProbeBindAddress:  ":8081",
-		MaxConcurrentReconciles: 4,
-		APIQPS:                  10,
-		APIBurst:                20,
-		KubeAPIQPS:              20,
-		KubeAPIBurst:            30,
-		Policy:                  schedule.DefaultPolicy(),
-		TransientBackoff:        schedule.Backoff{Base: 5 * time.Second, Max: 5 * time.Minute},
-		PermanentBackoff:        schedule.Backoff{Base: 5 * time.Minute, Max: time.Hour},
+		OperatorCredentialsFromEnv: envCredentials,
+		OperatorNamespace:          os.Getenv("POD_NAMESPACE"),
+		APIEndpoint:                endpoint,
+		APITimeout:                 cloud.DefaultTimeout,
+		DefaultLinkLifetime:        cloud.DefaultLinkLifetime,
+		MetricsBindAddress:         ":8080",
+		HealthProbeBindAddress:     ":8081",
+		MaxConcurrentReconciles:    4,
+		APIQPS:                     10,
+		APIBurst:                   20,
+		KubeAPIQPS:                 20,
+		KubeAPIBurst:               30,
+		Policy:                     schedule.DefaultPolicy(),
+		TransientBackoff:           schedule.Backoff{Base: 5 * time.Second, Max: 5 * time.Minute},
+		PermanentBackoff:           schedule.Backoff{Base: 5 * time.Minute, Max: time.Hour},
 	}
 }
 
@@ -101,6 +122,16 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.APIEndpoint, "api-endpoint", o.APIEndpoint, "Base URL of the cloud API (also read from UCLOUD_API_BASE_URL).")
 	fs.BoolVar(&o.AllowHTTPEndpoint, "allow-http-endpoint", o.AllowHTTPEndpoint,
 		"Allow a plain http:// API endpoint. Requests carry signatures and answers carry bearer links, so this exists only for local simulators in tests and demos.")
+	fs.StringVar(&o.APICAFile, "api-ca-file", o.APICAFile, "PEM file of additional certificate authorities to trust for the API endpoint (the system's are always trusted).")
+	fs.StringVar(&o.OperatorCredentialsSecret, "operator-credentials-secret", o.OperatorCredentialsSecret,
+		"Secret in --operator-namespace with the operator's own credentials (keys publicKey, privateKey, optional securityToken); UCLOUD_PUBLIC_KEY and UCLOUD_PRIVATE_KEY take precedence.")
+	fs.StringVar(&o.OperatorNamespace, "operator-namespace", o.OperatorNamespace, "The operator's own namespace (default: $POD_NAMESPACE).")
+	fs.Func("operator-credentials-namespaces", "Comma-separated namespaces whose resources may omit spec.credentialsRef and use the operator's own credentials.", func(v string) error {
+		o.OperatorCredentialsNamespaces = splitList(v)
+		return nil
+	})
+	fs.StringVar(&o.OperatorCredentialsNamespaceSelector, "operator-credentials-namespace-selector", o.OperatorCredentialsNamespaceSelector,
+		"Label selector of further namespaces that may use the operator's own credentials, e.g. uredis.dezai.com/shared-credentials=true.")
 	fs.DurationVar(&o.APITimeout, "api-timeout", o.APITimeout, "Timeout of one cloud API request.")
 	fs.DurationVar(&o.DefaultLinkLifetime, "default-link-lifetime", o.DefaultLinkLifetime, "Lifetime assumed for a link that carries no Expires parameter.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus metrics endpoint; \"0\" disables it.")
@@ -142,8 +173,55 @@ func (o *Options) Validate() error {
 		return errors.New("--max-concurrent-reconciles must be at least 1")
 	case o.Policy.MinUsefulLifetime < 2*o.Policy.MinMargin:
 		return fmt.Errorf("--min-link-lifetime (%s) must be at least twice --refresh-min-margin (%s)", o.Policy.MinUsefulLifetime, o.Policy.MinMargin)
+	case o.OperatorCredentialsSecret != "" && o.OperatorNamespace == "":
+		return errors.New("--operator-credentials-secret needs --operator-namespace (or $POD_NAMESPACE)")
+	}
+	if _, err := labels.Parse(o.OperatorCredentialsNamespaceSelector); err != nil {
+		return fmt.Errorf("--operator-credentials-namespace-selector: %w", err)
 	}
 	return nil
+}
+
+// operatorCredentials turns the options into the reconciler's setting; nil
+// when the operator's own credentials are not offered to any namespace.
+func (o *Options) operatorCredentials() *controllers.OperatorCredentials {
+	selector, _ := labels.Parse(o.OperatorCredentialsNamespaceSelector) // checked by Validate
+	if len(o.OperatorCredentialsNamespaces) == 0 && selector.Empty() {
+		return nil
+	}
+	return &controllers.OperatorCredentials{
+		Static:            o.OperatorCredentialsFromEnv,
+		Secret:            types.NamespacedName{Namespace: o.OperatorNamespace, Name: o.OperatorCredentialsSecret},
+		AllowedNamespaces: o.OperatorCredentialsNamespaces,
+		NamespaceSelector: selector,
+	}
+}
+
+// newHTTPClient verifies TLS against the system's CAs plus caFile, and
+// never follows redirects: a request carries a signature that, having no
+// timestamp, could be replayed by whoever a redirect points at.
+func newHTTPClient(caFile string) (*http.Client, error) {
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--api-ca-file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--api-ca-file %s holds no PEM certificate", caFile)
+		}
+		tlsConfig.RootCAs = pool
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = tlsConfig
+	return &http.Client{
+		Transport:     transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, nil
 }
 
 // Scheme holds the types the operator reads and writes.
@@ -193,7 +271,12 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	httpClient, err := newHTTPClient(o.APICAFile)
+	if err != nil {
+		return nil, err
+	}
 	cloudClient, err := cloud.New(cloud.Options{
+		HTTPClient:          httpClient,
 		Endpoint:            o.APIEndpoint,
 		Timeout:             o.APITimeout,
 		DefaultLinkLifetime: o.DefaultLinkLifetime,
@@ -207,16 +290,17 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	reconciler := &controllers.RedisBackupExportReconciler{
-		Client:           mgr.GetClient(),
-		APIReader:        mgr.GetAPIReader(),
-		SecretMetadata:   secretMetadata,
-		Cloud:            cloud.NewSharedResolver(cloudClient),
-		Events:           mgr.GetEventRecorder("uredis-backup-operator"),
-		Clock:            o.Clock,
-		Policy:           o.Policy,
-		TransientBackoff: o.TransientBackoff,
-		PermanentBackoff: o.PermanentBackoff,
-		Jitter:           rand.Float64,
+		Client:              mgr.GetClient(),
+		APIReader:           mgr.GetAPIReader(),
+		SecretMetadata:      secretMetadata,
+		Cloud:               cloud.NewSharedResolver(cloudClient),
+		Events:              mgr.GetEventRecorder("uredis-backup-operator"),
+		OperatorCredentials: o.operatorCredentials(),
+		Clock:               o.Clock,
+		Policy:              o.Policy,
+		TransientBackoff:    o.TransientBackoff,
+		PermanentBackoff:    o.PermanentBackoff,
+		Jitter:              rand.Float64,
 	}
 	if reconciler.Clock == nil {
 		reconciler.Clock = clock.RealClock{}

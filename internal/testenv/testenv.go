@@ -40,6 +40,9 @@ func Start() (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start may fail after launching the processes (a CRD the API
+		// server refuses, say): stop them rather than leave them running.
+		_ = env.Stop()
 		return nil, fmt.Errorf("starting the control plane: %w", err)
 	}
 	// Tests create hundreds of objects; the client-side default of 5 QPS

@@ -143,7 +143,7 @@ func TestCredentialsWithMissingKeys(t *testing.T) {
 	}
 	f.g.Expect(f.c.Create(f.ctx, secret)).To(Succeed())
 	f.create(f.newExport("keys"))
-	cond := f.eventuallyNotReady("keys", uredisv1alpha1.ReasonCredentialsInvalid)
+	cond := f.eventuallyNotReady("keys", uredisv1alpha1.ReasonCredentialsValueEmpty)
 	f.g.Expect(cond.Message).To(ContainSubstring(`"privateKey"`))
 	f.g.Expect(f.sim.CallCount("")).To(BeZero())
 }
@@ -153,7 +153,7 @@ func TestWrongPrivateKeyIsNotRetriedHot(t *testing.T) {
 	f.createCredentials("cloud-credentials", publicKey, "wrong-private-key")
 	f.create(f.newExport("badkey"))
 
-	cond := f.eventuallyNotReady("badkey", uredisv1alpha1.ReasonProviderRejected)
+	cond := f.eventuallyNotReady("badkey", uredisv1alpha1.ReasonCredentialsRejected)
 	f.g.Expect(cond.Message).To(ContainSubstring("RetCode 171"))
 	f.g.Expect(cond.Message).To(ContainSubstring("signature error"))
 	f.g.Expect(cond.Message).NotTo(ContainSubstring("wrong-private-key"))
@@ -214,6 +214,10 @@ func (f *fixture) getErr(name string) (*uredisv1alpha1.RedisBackupExport, error)
 	export := &uredisv1alpha1.RedisBackupExport{}
 	err := f.c.Get(f.ctx, types.NamespacedName{Namespace: f.ns, Name: name}, export)
 	return export, err
+}
+
+func clientKey(namespace, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: namespace, Name: name}
 }
 
 // download fetches a link and returns the body, or the HTTP status text.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"regexp"
@@ -52,7 +53,7 @@ func TestMetricsEventsAndNoSecretsAnywhere(t *testing.T) {
 	f.create(f.newExport("good"))
 	f.eventuallyReady("good")
 	f.create(f.newExport("bad", func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.CredentialsRef.Name = "bad-credentials" }))
-	f.eventuallyNotReady("bad", uredisv1alpha1.ReasonProviderRejected)
+	f.eventuallyNotReady("bad", uredisv1alpha1.ReasonCredentialsRejected)
 
 	// Metrics, produced from the cache at scrape time.
 	series := fmt.Sprintf(`{name="good",namespace=%q}`, f.ns)
@@ -172,14 +173,21 @@ func scrape(t *testing.T, addr string) string {
 	return string(body)
 }
 
+// freeLoopbackAddress picks a free port for the manager's metrics server.
+// It is taken below Linux's ephemeral range (32768 and up), from which the
+// kernel hands out the ports of every other listener in the test run, so
+// that nothing else grabs it between this check and the manager's bind.
 func freeLoopbackAddress(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(10000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port for the metrics server")
+	return ""
 }
 
 // syncBuffer is a bytes.Buffer safe for the manager's concurrent writers.

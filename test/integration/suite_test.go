@@ -33,7 +33,8 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(false)))
+	// UREDIS_TEST_DEBUG=1 shows the operator's debug logs.
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(os.Getenv("UREDIS_TEST_DEBUG") == "1")))
 	var err error
 	if env, err = testenv.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -181,7 +182,7 @@ func (f *fixture) newExport(name string, mutate ...func(*uredisv1alpha1.RedisBac
 			BackupID:       backupID,
 			Region:         region,
 			Zone:           zone,
-			CredentialsRef: uredisv1alpha1.CredentialsReference{Name: "cloud-credentials"},
+			CredentialsRef: &uredisv1alpha1.CredentialsReference{Name: "cloud-credentials"},
 		},
 	}
 	for _, m := range mutate {

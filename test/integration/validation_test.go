@@ -55,7 +55,6 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		{name: "slaveZone without regionFlag", spec: specWith("slaveZone", "cn-bj2-05"), message: `slaveZone may only be set together with regionFlag: true`},
 		{name: "slaveZone with regionFlag false", spec: specWith("slaveZone", "cn-bj2-05", "regionFlag", false), message: `slaveZone may only be set together with regionFlag: true`},
 		{name: "slaveZone equal to zone", spec: specWith("slaveZone", "cn-bj2-04", "regionFlag", true), message: `slaveZone must differ from zone`},
-		{name: "no credentialsRef", spec: specWithout("credentialsRef"), message: `spec.credentialsRef: Required value`},
 		{name: "credentials Secret name invalid", spec: specWith("credentialsRef", map[string]any{"name": "Not_A_Name"}), message: `spec.credentialsRef.name in body should match`},
 		{name: "empty key name", spec: specWith("credentialsRef", map[string]any{"name": "c", "privateKeyKey": ""}), message: `spec.credentialsRef.privateKeyKey in body should be at least 1 chars long`},
 		{name: "target name invalid", spec: specWith("target", map[string]any{"name": "UPPER"}), message: `spec.target.name in body should match`},

@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# restore.sh: load a URedis backup (an RDB file) into a running Redis.
+#
+#   restore.sh [all|download|restore]          (default: all)
+#
+#   download  fetch BACKUP_URL into BACKUP_FILE (after checking EXPIRES_AT)
+#   restore   check BACKUP_FILE with redis-check-rdb, start a temporary
+#             redis-server on it (loopback only, nothing saved) and copy
+#             every key of every database to the target with
+#             MIGRATE ... COPY REPLACE, in batches
+#   all       download when BACKUP_FILE does not exist yet, then restore
+#
+# Environment:
+#   BACKUP_FILE      path of the RDB file (default: $TMPDIR/backup.rdb)
+#   BACKUP_URL       download link, read only when BACKUP_FILE does not exist.
+#                    It is a bearer credential: this script never prints it.
+#   EXPIRES_AT       optional, RFC 3339 UTC (the operator's `expiresAt`):
+#                    refuse to download a link that has expired
+#   TARGET_HOST      target Redis host (required for restore)
+#   TARGET_PORT      target Redis port (default 6379)
+#   TARGET_USERNAME  optional ACL user (Redis 6+); needs TARGET_PASSWORD
+#   TARGET_PASSWORD  optional password of the target
+#   TEMP_PORT        loopback port of the temporary redis-server (default 6390)
+#   BATCH_SIZE       keys per MIGRATE (default 100)
+#   MIGRATE_TIMEOUT_MS  MIGRATE timeout in milliseconds (default 5000)
+#   STARTUP_TIMEOUT  seconds to wait for the temporary server to load (default 600)
+#
+# Needs: redis-server, redis-cli and redis-check-rdb for restore (the
+# redis-server must be at least as new as the Redis that wrote the backup),
+# curl or wget for download; plus sh, awk, sed, sort, date, mktemp.
+#
+# Written in POSIX sh plus `pipefail`, so that it also runs under busybox sh
+# (`sh restore.sh download` in the curl image, which has no bash). The keys'
+# Redis TTLs are kept; keys already expired in the backup are not restored.
+# Exits non-zero on any failure.
+set -euo pipefail
+
+mode="${1:-all}"
+umask 077
+
+log() { printf '%s restore: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
+die() {
+	log "ERROR: $*"
+	exit 1
+}
+
+case "$mode" in
+all | download | restore) ;;
+*) die "unknown mode '$mode' (expected all, download or restore)" ;;
+esac
+
+: "${TMPDIR:=/tmp}"
+: "${BACKUP_FILE:=$TMPDIR/backup.rdb}"
+: "${TARGET_PORT:=6379}"
+: "${TEMP_PORT:=6390}"
+: "${BATCH_SIZE:=100}"
+: "${MIGRATE_TIMEOUT_MS:=5000}"
+: "${STARTUP_TIMEOUT:=600}"
+
+for n in "$TARGET_PORT" "$TEMP_PORT" "$BATCH_SIZE" "$MIGRATE_TIMEOUT_MS" "$STARTUP_TIMEOUT"; do
+	case "$n" in
+	'' | *[!0-9]*) die "'$n' is not a number (TARGET_PORT, TEMP_PORT, BATCH_SIZE, MIGRATE_TIMEOUT_MS, STARTUP_TIMEOUT)" ;;
+	esac
+done
+[ "$BATCH_SIZE" -gt 0 ] || die "BATCH_SIZE must be at least 1"
+
+work=""
+temp_pid=""
+cleanup() {
+	status=$?
+	stop_temp_server
+	# The work directory may hold the target's password (in MIGRATE commands).
+	[ -z "$work" ] || rm -rf "$work"
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# quote VALUE: VALUE as a double-quoted redis-cli argument (binary safe).
+quote() {
+	printf '"'
+	printf '%s\n' "$1" | sed 's/[\\"]/\\&/g' | awk 'NR > 1 { printf "%s", "\\n" } { printf "%s", $0 }'
+	printf '"'
+}
+
+# RFC 3339 UTC timestamps of this exact form compare as strings.
+is_utc_timestamp() {
+	case "$1" in
+	[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
+check_not_expired() {
+	[ -n "${EXPIRES_AT:-}" ] || return 0
+	is_utc_timestamp "$EXPIRES_AT" || die "EXPIRES_AT '$EXPIRES_AT' is not an RFC 3339 UTC time like 2026-11-27T12:00:00Z"
+	now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	if ! expr "x$EXPIRES_AT" \> "x$now" >/dev/null; then
+		die "the link expired at $EXPIRES_AT (now $now); the operator refreshes it: read the Secret again (rerun the Job)"
+	fi
+	log "link valid until $EXPIRES_AT"
+}
+
+download() {
+	[ -n "${BACKUP_URL:-}" ] || die "BACKUP_FILE $BACKUP_FILE does not exist and BACKUP_URL is not set"
+	case "$BACKUP_URL" in
+	http://* | https://*) ;;
+	*) die "BACKUP_URL is not an http(s) link" ;;
+	esac
+	check_not_expired
+	mkdir -p "$(dirname "$BACKUP_FILE")"
+	part="$BACKUP_FILE.part"
+	rm -f "$part"
+	log "downloading the backup to $BACKUP_FILE"
+	# The link is never printed: errors are reported by exit code and HTTP
+	# status only, never with the tools' own messages (which may quote it).
+	if command -v curl >/dev/null 2>&1; then
+		# The link goes through a config file on stdin, not the command line.
+		escaped="$(printf '%s' "$BACKUP_URL" | sed 's/[\\"]/\\&/g')"
+		rc=0
+		code="$(printf 'url = "%s"\n' "$escaped" |
+			curl --config - --silent --location --retry 3 --connect-timeout 20 \
+				--output "$part" --write-out '%{http_code}' 2>/dev/null)" || rc=$?
+		if [ "$rc" -ne 0 ] || [ "$code" != 200 ]; then
+			rm -f "$part"
+			die "download failed (curl exit code $rc, HTTP status ${code:-none}); a 403 means the link expired or is not valid"
+		fi
+	elif command -v wget >/dev/null 2>&1; then
+		rc=0
+		wget -q -O "$part" -- "$BACKUP_URL" >/dev/null 2>&1 || rc=$?
+		if [ "$rc" -ne 0 ]; then
+			rm -f "$part"
+			die "download failed (wget exit code $rc); an HTTP 403 means the link expired or is not valid"
+		fi
+	else
+		die "neither curl nor wget is installed"
+	fi
+	[ -s "$part" ] || die "the download is empty"
+	mv "$part" "$BACKUP_FILE"
+	log "downloaded $(wc -c <"$BACKUP_FILE" | tr -d ' ') bytes"
+}
+
+# temp_cli ARGS...: redis-cli against the temporary server.
+temp_cli() { redis-cli -h 127.0.0.1 -p "$TEMP_PORT" "$@"; }
+
+# target_cli ARGS...: redis-cli against the target; the password goes
+# through the environment, never the command line.
+target_cli() {
+	if [ -n "${TARGET_USERNAME:-}" ]; then
+		REDISCLI_AUTH="${TARGET_PASSWORD:-}" redis-cli -h "$TARGET_HOST" -p "$TARGET_PORT" --user "$TARGET_USERNAME" "$@"
+	elif [ -n "${TARGET_PASSWORD:-}" ]; then
+		REDISCLI_AUTH="$TARGET_PASSWORD" redis-cli -h "$TARGET_HOST" -p "$TARGET_PORT" "$@"
+	else
+		redis-cli -h "$TARGET_HOST" -p "$TARGET_PORT" "$@"
+	fi
+}
+
+# stop_temp_server stops our temporary server by its pid (SIGTERM, which
+# saves nothing with --save ""), never by a command sent to the port.
+stop_temp_server() {
+	if [ -n "$temp_pid" ]; then
+		kill "$temp_pid" 2>/dev/null || true
+		wait "$temp_pid" 2>/dev/null || true
+		temp_pid=""
+	fi
+}
+
+start_temp_server() {
+	dir="$(cd "$(dirname "$BACKUP_FILE")" && pwd)"
+	# Something else on the port would answer in place of the backup.
+	if temp_cli ping >/dev/null 2>&1; then
+		die "port $TEMP_PORT is already in use: set TEMP_PORT to a free port"
+	fi
+	log "starting a temporary redis-server on 127.0.0.1:$TEMP_PORT"
+	redis-server --bind 127.0.0.1 --port "$TEMP_PORT" --protected-mode yes \
+		--dir "$dir" --dbfilename "$(basename "$BACKUP_FILE")" \
+		--save "" --appendonly no --daemonize no \
+		--logfile "$work/temp-redis.log" &
+	temp_pid=$!
+	waited=0
+	while :; do
+		if ! kill -0 "$temp_pid" 2>/dev/null; then
+			temp_pid=""
+			log "the temporary redis-server exited; its log ends with:"
+			tail -n 20 "$work/temp-redis.log" >&2 || true
+			die "could not load the backup (port $TEMP_PORT in use, or a backup newer than this redis-server?)"
+		fi
+		reply="$(temp_cli ping 2>/dev/null || true)"
+		if [ "$reply" = PONG ]; then
+			pid="$(temp_cli info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')"
+			[ "$pid" = "$temp_pid" ] || die "another redis-server (pid ${pid:-unknown}) answers on port $TEMP_PORT: set TEMP_PORT to a free port"
+			break
+		fi
+		[ "$waited" -lt "$STARTUP_TIMEOUT" ] || die "the temporary redis-server did not finish loading within ${STARTUP_TIMEOUT}s"
+		sleep 1
+		waited=$((waited + 1))
+	done
+	log "temporary redis-server is up (pid $temp_pid)"
+}
+
+# migrate_db DB: copy every key of database DB to the same database of the
+# target; prints the number of keys copied.
+migrate_db() {
+	db="$1"
+	expected="$(temp_cli -n "$db" dbsize | tr -d '\r')"
+	# --no-raw prints each key double-quoted with escapes, one per line: the
+	# form redis-cli reads back as an argument, so any key (spaces, newlines,
+	# binary) survives. SCAN may return a key twice: sort -u.
+	temp_cli -n "$db" --no-raw --scan | LC_ALL=C sort -u >"$work/keys.$db"
+	found="$(wc -l <"$work/keys.$db" | tr -d ' ')"
+	if ! head -n 1 "$work/keys.$db" | grep -q '^"'; then
+		[ "$found" -eq 0 ] || die "redis-cli did not quote the key names (a redis-cli older than 7.0?)"
+	fi
+	[ "$found" -le "$expected" ] || die "database $db: SCAN listed $found keys but DBSIZE is $expected"
+	[ "$found" -gt 0 ] || {
+		echo 0
+		return 0
+	}
+	MIGRATE_PREFIX="MIGRATE $(quote "$TARGET_HOST") $TARGET_PORT \"\" $db $MIGRATE_TIMEOUT_MS COPY REPLACE$auth KEYS" \
+		awk -v size="$BATCH_SIZE" '
+			{ keys = keys " " $0; n++ }
+			n == size { print ENVIRON["MIGRATE_PREFIX"] keys; keys = ""; n = 0 }
+			END { if (n > 0) print ENVIRON["MIGRATE_PREFIX"] keys }
+		' "$work/keys.$db" >"$work/migrate.$db"
+	batches="$(wc -l <"$work/migrate.$db" | tr -d ' ')"
+	# One command per line on stdin: the password stays off the command line.
+	temp_cli -n "$db" <"$work/migrate.$db" >"$work/replies.$db" 2>&1 || die "redis-cli failed while copying database $db"
+	ok="$(grep -c '^OK$' "$work/replies.$db" || true)"
+	nokey="$(grep -c '^NOKEY$' "$work/replies.$db" || true)"
+	if grep -v -e '^OK$' -e '^NOKEY$' -e '^$' "$work/replies.$db" >"$work/errors.$db" || [ $((ok + nokey)) -ne "$batches" ]; then
+		log "MIGRATE failed for database $db:"
+		sort -u "$work/errors.$db" | head -n 5 >&2
+		die "copying database $db to $TARGET_HOST:$TARGET_PORT failed ($ok of $batches batches succeeded)"
+	fi
+	[ "$nokey" -eq 0 ] || log "database $db: $nokey batches found no keys (expired meanwhile)"
+	log "database $db: copied $found keys in $batches batches"
+	echo "$found"
+}
+
+restore() {
+	[ -n "${TARGET_HOST:-}" ] || die "TARGET_HOST is not set"
+	[ -z "${TARGET_USERNAME:-}" ] || [ -n "${TARGET_PASSWORD:-}" ] || die "TARGET_USERNAME needs TARGET_PASSWORD"
+	[ -s "$BACKUP_FILE" ] || die "BACKUP_FILE $BACKUP_FILE does not exist or is empty"
+	for tool in redis-server redis-cli redis-check-rdb; do
+		command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
+	done
+
+	log "checking $BACKUP_FILE with redis-check-rdb"
+	if ! redis-check-rdb "$BACKUP_FILE" >"$work/check.log" 2>&1; then
+		tail -n 20 "$work/check.log" >&2 || true
+		die "redis-check-rdb rejected the backup"
+	fi
+	log "redis-check-rdb: the backup is a valid RDB file"
+
+	log "checking the target $TARGET_HOST:$TARGET_PORT"
+	reply="$(target_cli ping 2>&1 || true)"
+	[ "$reply" = PONG ] || die "the target $TARGET_HOST:$TARGET_PORT does not answer PING: $reply"
+
+	auth=""
+	if [ -n "${TARGET_USERNAME:-}" ]; then
+		auth=" AUTH2 $(quote "$TARGET_USERNAME") $(quote "$TARGET_PASSWORD")"
+	elif [ -n "${TARGET_PASSWORD:-}" ]; then
+		auth=" AUTH $(quote "$TARGET_PASSWORD")"
+	fi
+
+	start_temp_server
+	dbs="$(temp_cli info keyspace | tr -d '\r' | sed -n 's/^db\([0-9][0-9]*\):keys=.*/\1/p')"
+	total=0
+	ndb=0
+	for db in $dbs; do
+		n="$(migrate_db "$db")"
+		total=$((total + n))
+		ndb=$((ndb + 1))
+	done
+
+	stop_temp_server
+	log "restored $total keys from $ndb databases into $TARGET_HOST:$TARGET_PORT"
+}
+
+work="$(mktemp -d "$TMPDIR/restore.XXXXXX")"
+case "$mode" in
+download) download ;;
+restore) restore ;;
+all)
+	[ -e "$BACKUP_FILE" ] || download
+	restore
+	;;
+esac
+log "done"

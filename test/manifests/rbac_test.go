@@ -1,0 +1,132 @@
+package manifests
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	rbacv1 "k8s.io/api/rbac/v1"
+)
+
+// managerRules is everything the manager may do. config/rbac/role.yaml is
+// generated from the +kubebuilder:rbac markers in controllers/: a marker
+// that grants more makes TestManagerRoleIsExactlyWhatIsExpected fail, and
+// the permission must then be added here, in review, on purpose.
+var managerRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "get", "list", "patch", "update", "watch"}},
+	// Only to match --operator-credentials-namespace-selector.
+	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"}},
+	{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports/finalizers"}, Verbs: []string{"update"}},
+	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports/status"}, Verbs: []string{"get", "patch", "update"}},
+}
+
+// leaderElectionRules is everything the leader election Role grants: the
+// Lease lock, and the core Events the leader elector records.
+var leaderElectionRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"}},
+	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+}
+
+func TestManagerRoleIsExactlyWhatIsExpected(t *testing.T) {
+	g := NewWithT(t)
+	role := typed[rbacv1.ClusterRole](t, single(t, readObjects(t, "config/rbac/role.yaml"), "ClusterRole"))
+	g.Expect(role.Name).To(Equal("manager-role"))
+	g.Expect(role.AggregationRule).To(BeNil(), "manager-role must not aggregate other roles")
+	expectExactly(g, role.Rules, managerRules, "config/rbac/role.yaml (from the +kubebuilder:rbac markers)")
+}
+
+func TestLeaderElectionRoleGrantsOnlyLeases(t *testing.T) {
+	g := NewWithT(t)
+	role := typed[rbacv1.Role](t, single(t, build(t, "config/rbac"), "Role"))
+	g.Expect(role.Name).To(Equal("leader-election-role"))
+	expectExactly(g, role.Rules, leaderElectionRules, "the leader election Role")
+}
+
+// TestNoWildcardRules checks every Role and ClusterRole of every
+// kustomization for "*" in any field of any rule.
+func TestNoWildcardRules(t *testing.T) {
+	for _, dir := range kustomizations(t) {
+		t.Run(dir, func(t *testing.T) {
+			g := NewWithT(t)
+			objects := build(t, dir)
+			for _, o := range append(ofKind(objects, "Role"), ofKind(objects, "ClusterRole")...) {
+				for _, rule := range typed[rbacv1.ClusterRole](t, o).Rules {
+					fields := slices.Concat(rule.APIGroups, rule.Resources, rule.Verbs, rule.ResourceNames, rule.NonResourceURLs)
+					g.Expect(fields).NotTo(ContainElement(ContainSubstring("*")), "%s has a wildcard rule: %+v", describe(o), rule)
+				}
+			}
+		})
+	}
+}
+
+// expectExactly expects the rules to grant exactly the expected
+// permissions (a failure lists the extra and missing ones), in rules of the
+// same shape.
+func expectExactly(g Gomega, rules, expected []rbacv1.PolicyRule, what string) {
+	g.Expect(permissions(rules)).To(ConsistOf(permissions(expected)), "%s grants other permissions than expected", what)
+	g.Expect(normalized(rules)).To(Equal(normalized(expected)), "%s groups its rules differently than expected", what)
+}
+
+// permissions expands rules into one "verb group/resource[/name]" (or
+// "verb url") string per permission.
+func permissions(rules []rbacv1.PolicyRule) []string {
+	var all []string
+	for _, r := range rules {
+		for _, verb := range r.Verbs {
+			for _, url := range r.NonResourceURLs {
+				all = append(all, verb+" "+url)
+			}
+			names := r.ResourceNames
+			if len(names) == 0 {
+				names = []string{""}
+			}
+			for _, group := range r.APIGroups {
+				if group == "" {
+					group = "core"
+				}
+				for _, resource := range r.Resources {
+					for _, name := range names {
+						all = append(all, strings.TrimSuffix(fmt.Sprintf("%s %s/%s/%s", verb, group, resource, name), "/"))
+					}
+				}
+			}
+		}
+	}
+	return all
+}
+
+// normalized returns the rules with every list sorted (and empty lists
+// nil), in a fixed order, so that two equivalent rule sets compare equal.
+func normalized(rules []rbacv1.PolicyRule) []rbacv1.PolicyRule {
+	sorted := func(s []string) []string {
+		if len(s) == 0 {
+			return nil
+		}
+		return slices.Sorted(slices.Values(s))
+	}
+	out := make([]rbacv1.PolicyRule, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, rbacv1.PolicyRule{
+			APIGroups:       sorted(r.APIGroups),
+			Resources:       sorted(r.Resources),
+			Verbs:           sorted(r.Verbs),
+			ResourceNames:   sorted(r.ResourceNames),
+			NonResourceURLs: sorted(r.NonResourceURLs),
+		})
+	}
+	slices.SortFunc(out, func(a, b rbacv1.PolicyRule) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+	return out
+}
+
+// TestViewerRoleIsNotGrantedToEveryViewer: the status holds a bearer link,
+// so reading RedisBackupExports must not come with the built-in view role,
+// which deliberately leaves Secrets out.
+func TestViewerRoleIsNotGrantedToEveryViewer(t *testing.T) {
+	g := NewWithT(t)
+	role := typed[rbacv1.ClusterRole](t, single(t, readObjects(t, "config/rbac/redisbackupexport_viewer_role.yaml"), "ClusterRole"))
+	g.Expect(role.Labels).NotTo(HaveKey("rbac.authorization.k8s.io/aggregate-to-view"))
+}
