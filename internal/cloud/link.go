@@ -45,7 +45,7 @@ func parseLink(raw string, obtainedAt time.Time, defaultLifetime time.Duration) 
 		return Link{}, fmt.Errorf("the link is not a valid URL")
 	}
 	if u.Scheme != "https" && u.Scheme != "http" {
-		return Link{}, fmt.Errorf("the link's scheme %q is neither https nor http", u.Scheme)
+		return Link{}, fmt.Errorf("the link's scheme is neither https nor http")
 	}
 	if u.Host == "" {
 		return Link{}, fmt.Errorf("the link has no host")
