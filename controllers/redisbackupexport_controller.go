@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -81,9 +82,9 @@ type RedisBackupExportReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports,verbs=get;list;watch
-// +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports/status,verbs=patch
 // +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 
@@ -155,6 +156,7 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 		HasLink:          linkForCurrentSpec(export),
 		SecretInSync:     secretInSync(secret, export),
 		WaitingOnUser:    ready != nil && rejectedByProvider(ready.Reason),
+		CheapToRecheck:   ready != nil && ready.Status == metav1.ConditionFalse && failsBeforeAnyCall[ready.Reason],
 		RefreshRequested: refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
 	}
 	if st.ExpiresAt != nil {
@@ -167,6 +169,15 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 		obs.CredentialsChanged = rejected.(string) != credentialsVersion
 	}
 	return obs
+}
+
+// failsBeforeAnyCall are failures found before the cloud API is called.
+var failsBeforeAnyCall = map[string]bool{
+	uredisv1alpha1.ReasonCredentialsNotFound:   true,
+	uredisv1alpha1.ReasonCredentialsKeyMissing: true,
+	uredisv1alpha1.ReasonCredentialsValueEmpty: true,
+	uredisv1alpha1.ReasonCredentialsNotAllowed: true,
+	uredisv1alpha1.ReasonSecretConflict:        true,
 }
 
 // rejectedByProvider: the API refused the request for good; retry slowly,
@@ -282,17 +293,20 @@ func (r *RedisBackupExportReconciler) recordFailure(ctx context.Context, export 
 		r.rejectedWith.Store(export.UID, credentialsVersion)
 	case !waitsOnUser:
 		retryAt = now.Add(r.TransientBackoff.Delay(export.Status.FailureCount+1, r.Jitter()))
+	case reason == uredisv1alpha1.ReasonCredentialsNotAllowed:
+		// Namespace labels are not watched: look again now and then.
+		retryAt = now.Add(r.PermanentBackoff.Delay(export.Status.FailureCount+1, r.Jitter()))
 	}
-	// Credentials and Secret clashes have no timed retry: the watches on
-	// Secrets bring the resource back as soon as the user fixes them.
+	// Other credentials problems and Secret clashes have no timed retry: the
+	// watches on Secrets bring the resource back as soon as they are fixed.
 	failed(export, failure{err: err, reason: reason, retryAt: retryAt}, now)
-	r.Events.Eventf(export, nil, corev1.EventTypeWarning, "RefreshFailed", "Refresh", "%s", truncate(err.Error(), 1000))
+	r.Events.Eventf(export, nil, corev1.EventTypeWarning, "RefreshFailed", "Refresh", "%s", truncate(err.Error(), maxErrorText))
 
 	logger := log.FromContext(ctx)
 	if code, ok := cloud.RetCodeOf(err); ok {
 		logger = logger.WithValues("retCode", code)
 	}
-	logger.Info("refresh failed", "reason", reason, "error", err.Error(), "failureCount", export.Status.FailureCount)
+	logger.Info("refresh failed", "reason", reason, "error", truncate(err.Error(), maxErrorText), "failureCount", export.Status.FailureCount)
 	if retryAt.IsZero() {
 		return ctrl.Result{}
 	}

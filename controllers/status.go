@@ -148,8 +148,13 @@ func isCredentialsRetCode(err error) bool {
 	return ok && code >= 170 && code <= 174
 }
 
+// maxErrorText bounds the error text put in a condition: a provider's
+// message can be long (a condition message is capped at 32 KiB, and a status
+// patch that exceeds it would fail and lose the failure's bookkeeping).
+const maxErrorText = 1024
+
 func failureMessage(f failure) string {
-	message := f.err.Error()
+	message := truncate(f.err.Error(), maxErrorText)
 	if code, ok := cloud.RetCodeOf(f.err); ok && f.reason == uredisv1alpha1.ReasonCredentialsRejected {
 		message = fmt.Sprintf("%s; RetCode %d means the credentials were refused: check the key pair (and token) in the credentials Secret", message, code)
 	} else if ok && f.reason == uredisv1alpha1.ReasonProviderRejected {

@@ -42,7 +42,7 @@ const (
 	// private key, unknown public key, unknown token: RetCode 170-174).
 	ReasonCredentialsRejected = "CredentialsRejected"
 	// ReasonProviderRejected: the API refused the request in a way retrying
-	// will not fix (signature, permissions, unknown backup...).
+	// will not fix (permissions, unknown project or backup...).
 	ReasonProviderRejected = "ProviderRejected"
 	// ReasonProviderUnavailable: the API failed transiently and there is no
 	// valid link to fall back on.

@@ -83,6 +83,9 @@ type Options struct {
 	// Logger is the manager's logger; controller-runtime's global one when
 	// unset.
 	Logger logr.Logger
+	// WrapClient, when set, wraps the manager's client; tests use it to
+	// inject API server failures.
+	WrapClient func(client.Client) client.Client
 	// InProcessTestManagers allows several managers in one process (tests
 	// run one per namespace); controller names must otherwise be unique.
 	InProcessTestManagers bool
@@ -95,7 +98,7 @@ func DefaultOptions() Options {
 		endpoint = cloud.DefaultEndpoint
 	}
 	var envCredentials *cloud.Credentials
-	if public, private := os.Getenv("UCLOUD_PUBLIC_KEY"), os.Getenv("UCLOUD_PRIVATE_KEY"); public != "" && private != "" {
+	if public, private := os.Getenv("UCLOUD_PUBLIC_KEY"), os.Getenv("UCLOUD_PRIVATE_KEY"); public != "" || private != "" {
 		envCredentials = &cloud.Credentials{PublicKey: public, PrivateKey: private, SecurityToken: os.Getenv("UCLOUD_SECURITY_TOKEN")}
 	}
 	return Options{
@@ -175,6 +178,10 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--min-link-lifetime (%s) must be at least twice --refresh-min-margin (%s)", o.Policy.MinUsefulLifetime, o.Policy.MinMargin)
 	case o.OperatorCredentialsSecret != "" && o.OperatorNamespace == "":
 		return errors.New("--operator-credentials-secret needs --operator-namespace (or $POD_NAMESPACE)")
+	case o.OperatorCredentialsFromEnv != nil && (o.OperatorCredentialsFromEnv.PublicKey == "" || o.OperatorCredentialsFromEnv.PrivateKey == ""):
+		return errors.New("set both UCLOUD_PUBLIC_KEY and UCLOUD_PRIVATE_KEY, or neither")
+	case o.operatorCredentialsOffered() && o.OperatorCredentialsFromEnv == nil && o.OperatorCredentialsSecret == "":
+		return errors.New("namespaces are allowed the operator's own credentials, but there are none: set UCLOUD_PUBLIC_KEY and UCLOUD_PRIVATE_KEY, or --operator-credentials-secret")
 	}
 	if _, err := labels.Parse(o.OperatorCredentialsNamespaceSelector); err != nil {
 		return fmt.Errorf("--operator-credentials-namespace-selector: %w", err)
@@ -185,16 +192,22 @@ func (o *Options) Validate() error {
 // operatorCredentials turns the options into the reconciler's setting; nil
 // when the operator's own credentials are not offered to any namespace.
 func (o *Options) operatorCredentials() *controllers.OperatorCredentials {
-	selector, _ := labels.Parse(o.OperatorCredentialsNamespaceSelector) // checked by Validate
-	if len(o.OperatorCredentialsNamespaces) == 0 && selector.Empty() {
+	if !o.operatorCredentialsOffered() {
 		return nil
 	}
+	selector, _ := labels.Parse(o.OperatorCredentialsNamespaceSelector) // checked by Validate
 	return &controllers.OperatorCredentials{
 		Static:            o.OperatorCredentialsFromEnv,
 		Secret:            types.NamespacedName{Namespace: o.OperatorNamespace, Name: o.OperatorCredentialsSecret},
 		AllowedNamespaces: o.OperatorCredentialsNamespaces,
 		NamespaceSelector: selector,
 	}
+}
+
+// operatorCredentialsOffered: some namespace may use the operator's own
+// credentials.
+func (o *Options) operatorCredentialsOffered() bool {
+	return len(o.OperatorCredentialsNamespaces) > 0 || strings.TrimSpace(o.OperatorCredentialsNamespaceSelector) != ""
 }
 
 // newHTTPClient verifies TLS against the system's CAs plus caFile, and

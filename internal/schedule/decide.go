@@ -39,6 +39,10 @@ type Observation struct {
 	// the credentials changed.
 	WaitingOnUser      bool
 	CredentialsChanged bool
+	// CheapToRecheck: the last attempt failed before any API call (the
+	// credentials Secret, the target Secret, the namespace's permission),
+	// so looking again on any event costs no quota.
+	CheapToRecheck bool
 	// SecretInSync: the target Secret exists and holds exactly the link in
 	// status.
 	SecretInSync bool
@@ -67,6 +71,8 @@ func Decide(p Policy, o Observation) Decision {
 		return refresh("refresh requested")
 	case o.WaitingOnUser && o.CredentialsChanged:
 		return refresh("credentials changed")
+	case o.CheapToRecheck:
+		return refresh("re-checking what failed before any API call")
 	case due && !o.HasLink:
 		return refresh("no link yet")
 	case due:

@@ -42,6 +42,9 @@ func TestDecide(t *testing.T) {
 		{name: "waiting on the user, slow retry due", obs: with(func(o *Observation) {
 			o.WaitingOnUser, o.NextAttempt = true, now
 		}), want: Refresh},
+		{name: "a failure found before any API call is re-checked on every event", obs: with(func(o *Observation) {
+			o.HasLink, o.CheapToRecheck, o.NextAttempt = false, true, now.Add(5*time.Minute)
+		}), want: Refresh},
 		{name: "transient backoff running", obs: with(func(o *Observation) { o.HasLink, o.NextAttempt = false, now.Add(8*time.Second) }), want: Wait, after: 8 * time.Second},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -18,7 +19,9 @@ import (
 
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -36,7 +39,7 @@ import (
 func TestMetricsEventsAndNoSecretsAnywhere(t *testing.T) {
 	logs := &syncBuffer{}
 	metricsAddr := freeLoopbackAddress(t)
-	f := newFixture(t, withOperatorOptions(func(o *operator.Options) {
+	f := newFixture(t, withTokenAccount(), withOperatorOptions(func(o *operator.Options) {
 		o.MetricsBindAddress = metricsAddr
 		o.Logger = zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-128)))
 		o.TransientBackoff = schedule.Backoff{Base: time.Second, Max: 2 * time.Second}
@@ -44,6 +47,10 @@ func TestMetricsEventsAndNoSecretsAnywhere(t *testing.T) {
 	const wrongKey = "wrong-private-key-do-not-log"
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	f.createCredentials("bad-credentials", publicKey, wrongKey)
+	f.g.Expect(f.c.Create(f.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "token-credentials", Namespace: f.ns},
+		StringData: map[string]string{"publicKey": tokenPublicKey, "privateKey": tokenPrivateKey, "securityToken": securityToken},
+	})).To(Succeed())
 
 	// Provider errors first, then success.
 	f.sim.QueueFaults(
@@ -53,6 +60,11 @@ func TestMetricsEventsAndNoSecretsAnywhere(t *testing.T) {
 	f.create(f.newExport("good"))
 	f.eventuallyReady("good")
 	f.create(f.newExport("bad", func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.CredentialsRef.Name = "bad-credentials" }))
+	f.create(f.newExport("tokened", func(e *uredisv1alpha1.RedisBackupExport) {
+		e.Spec.CredentialsRef.Name = "token-credentials"
+		e.Spec.BackupID = otherID
+	}))
+	f.eventuallyReady("tokened")
 	f.eventuallyNotReady("bad", uredisv1alpha1.ReasonCredentialsRejected)
 
 	// Metrics, produced from the cache at scrape time.
@@ -76,7 +88,7 @@ func TestMetricsEventsAndNoSecretsAnywhere(t *testing.T) {
 	// No secret material anywhere.
 	good, err := f.secret("good")
 	f.g.Expect(err).NotTo(HaveOccurred())
-	forbidden := f.secretMaterial(map[string]string{publicKey: privateKey}, wrongKey, good)
+	forbidden := f.secretMaterial(map[string]string{publicKey: privateKey, tokenPublicKey: tokenPrivateKey}, wrongKey, good)
 	statusMessages := f.conditionMessages("good") + f.conditionMessages("bad")
 	for _, place := range []struct{ name, text string }{
 		{"logs", logs.String()},
@@ -100,10 +112,14 @@ func TestMetricsEventsAndNoSecretsAnywhere(t *testing.T) {
 // signature of every request the simulator received, the links in the
 // Secret and their storage signatures.
 func (f *fixture) secretMaterial(keys map[string]string, wrongKey string, linkSecret interface{ GetName() string }) []string {
-	forbidden := []string{privateKey, wrongKey}
+	forbidden := []string{privateKey, wrongKey, tokenPrivateKey, securityToken}
 	for _, call := range f.sim.Calls() {
+		params := maps.Clone(call.Params)
+		if call.PublicKey == tokenPublicKey {
+			params["SecurityToken"] = securityToken // signed, but kept out of the call log
+		}
 		for _, key := range []string{keys[call.PublicKey], wrongKey} {
-			forbidden = append(forbidden, signForTest(call.Params, key))
+			forbidden = append(forbidden, signForTest(params, key))
 		}
 	}
 	secret, err := f.secret(linkSecret.GetName())

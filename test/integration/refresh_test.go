@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -45,13 +46,17 @@ func (f *fixture) waitAllReady(names []string, timeout time.Duration) {
 	}).WithTimeout(timeout).WithPolling(250 * time.Millisecond).Should(BeEmpty())
 }
 
-// expiredSecrets lists the managed Secrets that hold a link past its expiry.
-func (f *fixture) expiredSecrets() []string {
+// expiredSecrets lists the managed Secrets that hold a link past its expiry;
+// only those of the named resources when names are given.
+func (f *fixture) expiredSecrets(names ...string) []string {
 	var secrets corev1.SecretList
 	f.g.Expect(f.c.List(f.ctx, &secrets, client.InNamespace(f.ns), client.MatchingLabels{"app.kubernetes.io/managed-by": "uredis-backup-operator"})).To(Succeed())
 	var expired []string
 	now := time.Now()
 	for _, s := range secrets.Items {
+		if len(names) > 0 && !slices.Contains(names, s.Name) {
+			continue
+		}
 		expiresAt, err := time.Parse(time.RFC3339, string(s.Data["expiresAt"]))
 		if err != nil || !expiresAt.After(now) {
 			expired = append(expired, fmt.Sprintf("%s (expiresAt %q)", s.Name, s.Data["expiresAt"]))

@@ -15,13 +15,13 @@ import (
 // that grants more makes TestManagerRoleIsExactlyWhatIsExpected fail, and
 // the permission must then be added here, in review, on purpose.
 var managerRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "get", "list", "patch", "update", "watch"}},
+	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "get", "list", "patch", "watch"}},
 	// Only to match --operator-credentials-namespace-selector.
 	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"}},
 	{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports"}, Verbs: []string{"get", "list", "watch"}},
 	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports/finalizers"}, Verbs: []string{"update"}},
-	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports/status"}, Verbs: []string{"get", "patch", "update"}},
+	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports/status"}, Verbs: []string{"patch"}},
 }
 
 // leaderElectionRules is everything the leader election Role grants: the
