@@ -62,9 +62,11 @@ type Options struct {
 	DefaultLinkLifetime        time.Duration
 	MetricsBindAddress         string
 	HealthProbeBindAddress     string
-	LeaderElection             bool
-	LeaderElectionNamespace    string
-	MaxConcurrentReconciles    int
+	// PprofBindAddress serves net/http/pprof; off ("") by default.
+	PprofBindAddress        string
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	MaxConcurrentReconciles int
 	// APIQPS and APIBurst limit the calls to the cloud API, shared by all
 	// resources.
 	APIQPS   float64
@@ -138,6 +140,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.APITimeout, "api-timeout", o.APITimeout, "Timeout of one cloud API request.")
 	fs.DurationVar(&o.DefaultLinkLifetime, "default-link-lifetime", o.DefaultLinkLifetime, "Lifetime assumed for a link that carries no Expires parameter.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus metrics endpoint; \"0\" disables it.")
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress,
+		"Address to serve Go's pprof profiles on, for performance investigations; off when empty (the default). Do not expose it.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of the /healthz and /readyz probes.")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Elect a leader so that only one replica reconciles at a time.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader election Lease; the pod's namespace when empty.")
@@ -264,12 +268,15 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Logger:                  logging.CapVerbosity(managerLogger(o.Logger), logging.MaxVerbosity),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		PprofBindAddress:        o.PprofBindAddress,
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        "uredis-backup-operator.uredis.dezai.com",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		Controller:              config.Controller{SkipNameValidation: &o.InProcessTestManagers},
 		Cache: cache.Options{
 			DefaultNamespaces: namespaceConfigs(o.WatchNamespaces),
+			// managedFields are never read and can double an object's size.
+			DefaultTransform: cache.TransformStripManagedFields(),
 			// Cache only the Secrets the operator writes: clusters hold many
 			// large Secrets the operator has no business keeping in memory.
 			ByObject: map[client.Object]cache.ByObject{

@@ -117,7 +117,8 @@ func TestChangingBackupIDRefreshesAtOnce(t *testing.T) {
 	}).WithTimeout(10 * time.Second).Should(ContainSubstring(otherID + " " + f.sim.URL() + "download/" + otherID))
 	secret, _ := f.secret("switch")
 	f.g.Expect(download(string(secret.Data["backupPath"]))).To(Equal("backup two"))
-	f.g.Expect(f.get("switch").Status.ObservedGeneration).To(Equal(int64(2)))
+	// The Secret is written before the status: wait for the status too.
+	f.g.Eventually(func() int64 { return f.get("switch").Status.ObservedGeneration }).WithTimeout(10 * time.Second).Should(Equal(int64(2)))
 }
 
 func TestMissingCredentialsThenCreated(t *testing.T) {
