@@ -76,3 +76,24 @@ func repoRoot() (string, error) {
 		dir = parent
 	}
 }
+
+// Run is a TestMain body: it starts the control plane, hands it to use (to
+// keep it, install more CRDs...), runs the tests and stops the control plane
+// again, returning the exit code for os.Exit.
+func Run(tests interface{ Run() int }, use func(*Env) error) int {
+	env, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+		}
+	}()
+	if err := use(env); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return tests.Run()
+}

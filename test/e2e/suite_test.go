@@ -13,7 +13,6 @@ package e2e
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -46,16 +45,10 @@ func TestMain(m *testing.M) {
 		// Every test skips (or fails): no control plane needed.
 		os.Exit(m.Run())
 	}
-	var err error
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
-	}
-	os.Exit(code)
+	os.Exit(testenv.Run(m, func(started *testenv.Env) error {
+		env = started
+		return nil
+	}))
 }
 
 func lookupRedis() (redisTools, error) {

@@ -35,16 +35,10 @@ var env *testenv.Env
 func TestMain(m *testing.M) {
 	// UREDIS_TEST_DEBUG=1 shows the operator's debug logs.
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(os.Getenv("UREDIS_TEST_DEBUG") == "1")))
-	var err error
-	if env, err = testenv.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
-	}
-	os.Exit(code)
+	os.Exit(testenv.Run(m, func(started *testenv.Env) error {
+		env = started
+		return nil
+	}))
 }
 
 const (
