@@ -47,12 +47,12 @@ type RedisBackupExportReconciler struct {
 	// APIReader reads uncached: credentials Secrets, and a target Secret the
 	// cache cannot see because another party owns it.
 	APIReader client.Reader
-	// SecretMetadata reads the metadata-only cache of all Secrets, used to
-	// notice credentials changes without caching their data.
-	SecretMetadata client.Reader
-	Cloud          BackupLinkResolver
-	Clock          clock.PassiveClock
-	Policy         schedule.Policy
+	// SecretWatches watch the Secrets' metadata in the namespaces that
+	// matter, to notice credentials changes without caching their data.
+	SecretWatches *SecretWatches
+	Cloud         BackupLinkResolver
+	Clock         clock.PassiveClock
+	Policy        schedule.Policy
 	// TransientBackoff paces retries after outages; PermanentBackoff after
 	// errors only the user can fix (slowly: credentials or permissions can
 	// change outside the cluster).
@@ -106,6 +106,11 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	original := export.DeepCopy()
 	now := r.Clock.Now()
+	// Watch this namespace's Secrets, so that a clashing Secret going away
+	// or a credentials Secret appearing brings the resource back.
+	if _, err := r.SecretWatches.Reader(ctx, export.Namespace); err != nil {
+		return ctrl.Result{}, err
+	}
 
 	secret, err := r.cachedTargetSecret(ctx, export)
 	if err != nil {
@@ -365,8 +370,12 @@ func (r *RedisBackupExportReconciler) credentialsVersion(ctx context.Context, so
 	if source.secret.Name == "" {
 		return ""
 	}
+	secrets, err := r.SecretWatches.Reader(ctx, source.secret.Namespace)
+	if err != nil {
+		return ""
+	}
 	meta := secretMetadataObject()
-	if err := r.SecretMetadata.Get(ctx, source.secret, meta); err != nil {
+	if err := secrets.Get(ctx, source.secret, meta); err != nil {
 		return ""
 	}
 	return meta.ResourceVersion

@@ -26,27 +26,31 @@ const (
 	indexTargetSecret      = "uredis.dezai.com/target-secret"
 )
 
-// SetupWithManager registers the reconciler. secretMetadata is a cache of
-// the metadata of all Secrets (see NewSecretMetadataCache); the manager's own
-// cache holds only the Secrets this operator manages.
-func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, secretMetadata cache.Cache, maxConcurrentReconciles int) error {
+// SetupWithManager registers the reconciler and its SecretWatches; the
+// manager's own cache holds only the Secrets this operator manages.
+func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReconciles int) error {
 	if r.credentials == nil {
 		r.credentials = newCredentialStore(r.APIReader)
 	}
 	if err := indexExports(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	c, err := ctrl.NewControllerManagedBy(mgr).
 		Named("redisbackupexport").
 		// Status writes bump neither generation nor annotations, so the
 		// reconciler's own status patches do not wake it up again.
 		For(&uredisv1alpha1.RedisBackupExport{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.Secret{}).
-		WatchesRawSource(source.Kind(secretMetadata, secretMetadataObject(),
-			handler.TypedEnqueueRequestsFromMapFunc(r.exportsReferencingSecret))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
-		Complete(r)
+		Build(r)
+	if err != nil {
+		return err
+	}
+	r.SecretWatches.watch = func(secrets cache.Cache) error {
+		return c.Watch(source.Kind(secrets, secretMetadataObject(), handler.TypedEnqueueRequestsFromMapFunc(r.exportsReferencingSecret)))
+	}
+	return mgr.Add(r.SecretWatches)
 }
 
 func indexExports(ctx context.Context, indexer client.FieldIndexer) error {

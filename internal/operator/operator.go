@@ -287,10 +287,6 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	secretMetadata, err := newSecretMetadataCache(cfg, mgr, o)
-	if err != nil {
-		return nil, err
-	}
 	httpClient, err := newHTTPClient(o.APICAFile)
 	if err != nil {
 		return nil, err
@@ -312,7 +308,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	reconciler := &controllers.RedisBackupExportReconciler{
 		Client:              mgr.GetClient(),
 		APIReader:           mgr.GetAPIReader(),
-		SecretMetadata:      secretMetadata,
+		SecretWatches:       controllers.NewSecretWatches(secretMetadataCache(mgr)),
 		Cloud:               cloud.NewSharedResolver(cloudClient),
 		Events:              mgr.GetEventRecorder("uredis-backup-operator"),
 		OperatorCredentials: o.operatorCredentials(),
@@ -325,7 +321,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if reconciler.Clock == nil {
 		reconciler.Clock = clock.RealClock{}
 	}
-	if err := reconciler.SetupWithManager(mgr, secretMetadata, o.MaxConcurrentReconciles); err != nil {
+	if err := reconciler.SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -337,21 +333,19 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	return mgr, nil
 }
 
-// newSecretMetadataCache returns a cache of the identity (name, namespace,
-// resourceVersion) of every Secret, added to mgr so that it starts with it.
-// It lets the operator notice credentials Secrets appear or change without
-// holding their data, or anything else, in memory.
-func newSecretMetadataCache(cfg *rest.Config, mgr ctrl.Manager, o Options) (cache.Cache, error) {
-	c, err := cache.New(cfg, cache.Options{
-		Scheme:            mgr.GetScheme(),
-		Mapper:            mgr.GetRESTMapper(),
-		DefaultNamespaces: namespaceConfigs(o.WatchNamespaces),
-		DefaultTransform:  identityOnly,
-	})
-	if err != nil {
-		return nil, err
+// secretMetadataCache makes, per namespace, a cache of the identity (name,
+// namespace, UID, resourceVersion) of its Secrets, sharing the manager's
+// HTTP client; see controllers.SecretWatches.
+func secretMetadataCache(mgr ctrl.Manager) func(namespace string) (cache.Cache, error) {
+	return func(namespace string) (cache.Cache, error) {
+		return cache.New(mgr.GetConfig(), cache.Options{
+			HTTPClient:        mgr.GetHTTPClient(),
+			Scheme:            mgr.GetScheme(),
+			Mapper:            mgr.GetRESTMapper(),
+			DefaultNamespaces: map[string]cache.Config{namespace: {}},
+			DefaultTransform:  identityOnly,
+		})
 	}
-	return c, mgr.Add(c)
 }
 
 func managerLogger(configured logr.Logger) logr.Logger {
