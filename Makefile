@@ -63,6 +63,10 @@ test: manifests generate vet control-plane $(KUSTOMIZE) ## Run all tests against
 demo: manifests control-plane ## Run the operator end to end on a local control plane and the bundled simulator.
 	KUBEBUILDER_ASSETS=$(CONTROL_PLANE) go run ./cmd/demo
 
+.PHONY: bench
+bench: manifests control-plane ## Benchmark the operator on a local control plane and the simulator into docs/benchmarks.md (BENCH_N=10000 for 10,000 resources).
+	KUBEBUILDER_ASSETS=$(CONTROL_PLANE) BENCH_INVOCATION="make bench" go run ./cmd/bench
+
 .PHONY: vulncheck
 vulncheck: ## Run govulncheck against an offline copy of the Go vulnerability database.
 	hack/govulncheck.sh $(LOCALBIN)
