@@ -67,18 +67,13 @@ type RedisBackupExportReconciler struct {
 	OperatorCredentials *OperatorCredentials
 
 	credentials *credentialStore
-	// rejectedWith remembers, per resource UID, the credentials Secret's
+	// rejectedWith remembers, per resource, the credentials Secret's
 	// resourceVersion when the provider last rejected the resource, so that
 	// a credentials change retries at once and anything else waits.
 	rejectedWith sync.Map
-	// writtenStatus holds, per resource UID, the last status this
-	// reconciler wrote. The cache can lag a write behind (an event for our
-	// own Secret may arrive before the status patch is seen), and deciding on
-	// a stale status would fetch a second link for nothing. The operator is
-	// the status' only writer, so its own last write is the freshest copy.
-	writtenStatus sync.Map
-	// uids maps a resource's name to its UID, to clean up after deletion.
-	uids sync.Map
+	// recent holds the statuses written in the last seconds, see
+	// recentStatuses.
+	recent *recentStatuses
 }
 
 // +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports,verbs=get;list;watch
@@ -98,12 +93,10 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if written, ok := r.writtenStatus.Load(export.UID); ok {
-		export.Status = *written.(*uredisv1alpha1.RedisBackupExportStatus).DeepCopy()
-	}
 	if !export.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // the Secret goes with it through its owner reference
 	}
+	r.recent.freshest(export)
 	original := export.DeepCopy()
 	now := r.Clock.Now()
 	// Watch this namespace's Secrets, so that a clashing Secret going away
@@ -170,7 +163,7 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 	if st.NextRefreshTime != nil {
 		obs.NextAttempt = st.NextRefreshTime.Time
 	}
-	if rejected, ok := r.rejectedWith.Load(export.UID); ok {
+	if rejected, ok := r.rejectedWith.Load(client.ObjectKeyFromObject(export)); ok {
 		obs.CredentialsChanged = rejected.(string) != credentialsVersion
 	}
 	return obs
@@ -222,7 +215,7 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 
 	next := r.Policy.RefreshTime(link.ObtainedAt, link.ExpiresAt, refreshBefore(export.Spec), r.Jitter())
 	refreshed(export, backup.id, link, next)
-	r.rejectedWith.Delete(export.UID)
+	r.rejectedWith.Delete(client.ObjectKeyFromObject(export))
 	log.FromContext(ctx).Info("refreshed link", "expiresAt", formatTime(link.ExpiresAt), "nextRefresh", formatTime(next))
 	r.Events.Eventf(export, nil, corev1.EventTypeNormal, "Refreshed", "Refresh",
 		"Secret %s holds a new link valid until %s", export.TargetSecretName(), formatTime(link.ExpiresAt))
@@ -295,7 +288,7 @@ func (r *RedisBackupExportReconciler) recordFailure(ctx context.Context, export 
 	switch {
 	case rejectedByProvider(reason):
 		retryAt = now.Add(r.PermanentBackoff.Delay(export.Status.FailureCount+1, r.Jitter()))
-		r.rejectedWith.Store(export.UID, credentialsVersion)
+		r.rejectedWith.Store(client.ObjectKeyFromObject(export), credentialsVersion)
 	case !waitsOnUser:
 		retryAt = now.Add(r.TransientBackoff.Delay(export.Status.FailureCount+1, r.Jitter()))
 	case reason == uredisv1alpha1.ReasonCredentialsNotAllowed:
@@ -388,17 +381,13 @@ func (r *RedisBackupExportReconciler) patchStatus(ctx context.Context, original,
 	if err := r.Status().Patch(ctx, export, client.MergeFrom(original)); err != nil {
 		return err
 	}
-	r.writtenStatus.Store(export.UID, export.Status.DeepCopy())
-	r.uids.Store(types.NamespacedName{Namespace: export.Namespace, Name: export.Name}, export.UID)
+	r.recent.remember(export)
 	return nil
 }
 
 // forget drops what is remembered about a deleted resource.
 func (r *RedisBackupExportReconciler) forget(key types.NamespacedName) {
-	if uid, ok := r.uids.LoadAndDelete(key); ok {
-		r.writtenStatus.Delete(uid)
-		r.rejectedWith.Delete(uid)
-	}
+	r.rejectedWith.Delete(key)
 }
 
 // isKubernetesAPIError reports errors from the API server (conflicts,

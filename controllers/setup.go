@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -11,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -32,6 +34,10 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConc
 	if r.credentials == nil {
 		r.credentials = newCredentialStore(r.APIReader)
 	}
+	if r.recent == nil {
+		// Far longer than a cache lags behind a write.
+		r.recent = newRecentStatuses(30*time.Second, time.Now)
+	}
 	if err := indexExports(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
@@ -41,14 +47,18 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConc
 		// reconciler's own status patches do not wake it up again.
 		For(&uredisv1alpha1.RedisBackupExport{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.Secret{}).
+		// The operator's own writes to a Secret would only wake it to find
+		// the Secret in sync; worse, the cache may not hold the status
+		// written right after, and a stale status looks like a refresh due.
+		Owns(&corev1.Secret{}, builder.WithPredicates(notOwnSecretWrite())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Build(r)
 	if err != nil {
 		return err
 	}
 	r.SecretWatches.watch = func(secrets cache.Cache) error {
-		return c.Watch(source.Kind(secrets, secretMetadataObject(), handler.TypedEnqueueRequestsFromMapFunc(r.exportsReferencingSecret)))
+		return c.Watch(source.Kind(secrets, secretMetadataObject(),
+			handler.TypedEnqueueRequestsFromMapFunc(r.exportsReferencingSecret), managedSecretDeletionsOnly()))
 	}
 	return mgr.Add(r.SecretWatches)
 }
@@ -103,4 +113,34 @@ func secretMetadataObject() *metav1.PartialObjectMetadata {
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	return meta
+}
+
+// notOwnSecretWrite drops the events of a managed Secret that the operator
+// caused itself: creations, and updates that set the data together with its
+// matching hash. Deletions and anyone else's edits pass.
+func notOwnSecretWrite() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			oldSecret, okOld := e.ObjectOld.(*corev1.Secret)
+			newSecret, okNew := e.ObjectNew.(*corev1.Secret)
+			return !okOld || !okNew || !ownSecretWrite(oldSecret, newSecret)
+		},
+	}
+}
+
+func ownSecretWrite(old, updated *corev1.Secret) bool {
+	hash := updated.Annotations[AnnotationDataHash]
+	return hash != "" && hash == dataHash(updated.Data) && hash != old.Annotations[AnnotationDataHash]
+}
+
+// managedSecretDeletionsOnly lets through every event of other Secrets
+// (credentials, a foreign Secret blocking a target), but of the operator's
+// own Secrets only deletions: its own writes are no news to it.
+func managedSecretDeletionsOnly() predicate.TypedPredicate[*metav1.PartialObjectMetadata] {
+	managed := func(o *metav1.PartialObjectMetadata) bool { return o.GetLabels()[LabelManagedBy] == ManagedByValue }
+	return predicate.TypedFuncs[*metav1.PartialObjectMetadata]{
+		CreateFunc: func(e event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool { return !managed(e.Object) },
+		UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool { return !managed(e.ObjectNew) },
+	}
 }

@@ -76,8 +76,10 @@ func (s *SharedResolver) reusable(key string, maxAge time.Duration) (BackupLink,
 	return link, age <= maxAge && age <= link.ExpiresAt.Sub(link.ObtainedAt)/10
 }
 
-// rememberFor bounds how long answers are kept for reuse.
-const rememberFor = 5 * time.Minute
+// rememberFor bounds how long answers are kept for reuse: longer than any
+// maxAge the reconciler asks for, and short, because an answer is held for
+// every backup the operator exports.
+const rememberFor = 30 * time.Second
 
 func (s *SharedResolver) remember(key string, link BackupLink) {
 	s.mu.Lock()

@@ -382,7 +382,7 @@ func identityOnly(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	return &metav1.PartialObjectMetadata{
+	identity := &metav1.PartialObjectMetadata{
 		TypeMeta: meta.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            meta.Name,
@@ -390,5 +390,11 @@ func identityOnly(obj any) (any, error) {
 			UID:             meta.UID,
 			ResourceVersion: meta.ResourceVersion,
 		},
-	}, nil
+	}
+	// Only the managed-by label is kept: it tells the operator's own
+	// Secrets apart from the others.
+	if value, ok := meta.Labels[controllers.LabelManagedBy]; ok {
+		identity.Labels = map[string]string{controllers.LabelManagedBy: value}
+	}
+	return identity, nil
 }

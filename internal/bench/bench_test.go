@@ -1,0 +1,95 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+)
+
+// TestPipeline runs the whole benchmark at 20 resources with short windows
+// and checks that the figures it computes are right. It asserts nothing
+// about speed: benchmarks are not tests.
+func TestPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane and builds the manager")
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	const n = 20
+	cfg := DefaultConfig(n)
+	cfg.Repeats, cfg.DefaultsRepeats = 1, 1
+	cfg.RestartWindow = 3 * time.Second
+	// Links of 5 s refreshed 2 s (3 s after rounding) before expiry: a
+	// dozen seconds hold several refreshes of every resource.
+	cfg.Soak, cfg.SoakLinkLifetime, cfg.SoakRefreshBefore = 12*time.Second, 5*time.Second, 2*time.Second
+	cfg.SoakFlags = []string{"--refresh-min-margin=2s", "--min-link-lifetime=4s"}
+	cfg.MemoryN, cfg.Unrelated, cfg.UnrelatedSize, cfg.MemorySettle = []int{n}, 20, 1<<10, 0
+	cfg.LogLevel, cfg.Output, cfg.Command = "error", "", "go test"
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for name, fig := range map[string]SyncFigure{"raised": res.FirstSync, "defaults": res.Defaults, "latency": res.Latency} {
+		if len(fig.Runs) != 1 {
+			t.Fatalf("%s: %d runs, want 1", name, len(fig.Runs))
+		}
+		run := fig.Runs[0]
+		if run.Calls != n {
+			t.Errorf("%s: %d API calls on first sync, want exactly %d", name, run.Calls, n)
+		}
+		if run.Total <= 0 || run.P50 <= 0 || run.P50 > run.P99 || run.P99 > run.Total {
+			t.Errorf("%s: inconsistent times: total %v, p50 %v, p99 %v", name, run.Total, run.P50, run.P99)
+		}
+		if len(fig.Floors) != 1 || fig.Floor() <= 0 || fig.Ratio() <= 0 {
+			t.Errorf("%s: floors %v, ratio %v", name, fig.Floors, fig.Ratio())
+		}
+	}
+
+	r := res.Restart
+	if r.Calls != 0 {
+		t.Errorf("restart with fresh links: %d API calls, want 0", r.Calls)
+	}
+	if r.Resources != n+1 || r.Reconciles < r.Resources || r.Scheduled <= 0 {
+		t.Errorf("restart: %+v, want %d resources (with the warm-up one) all reconciled", r, n+1)
+	}
+
+	s := res.Soak
+	if s.ExpiredSeconds != 0 || s.NotReadyAtEnd != 0 {
+		t.Errorf("soak: %d seconds with an expired link, %d resources not Ready at the end", s.ExpiredSeconds, s.NotReadyAtEnd)
+	}
+	if s.Samples < 10 || s.Calls < 2*n || s.Steady <= 1 || s.PerLifetime <= 0 {
+		t.Errorf("soak: %+v: want every resource refreshed several times, sampled every second", s)
+	}
+	if s.Herd > s.Calls || s.FirstSyncPeak > n {
+		t.Errorf("soak: herd %d of %d calls, first sync peak %d of %d resources", s.Herd, s.Calls, s.FirstSyncPeak, n)
+	}
+
+	if len(res.Memory) != 2 {
+		t.Fatalf("memory: %d results, want with and without unrelated Secrets", len(res.Memory))
+	}
+	for _, m := range res.Memory {
+		if !m.AllReady || m.PeakRSS == 0 || m.RSS == 0 || m.PeakHeap == 0 || m.PeakRSS < m.RSS {
+			t.Errorf("memory: %+v", m)
+		}
+	}
+	if res.Memory[0].Unrelated != 0 || res.Memory[1].Unrelated != cfg.Unrelated {
+		t.Errorf("memory: unrelated Secrets %d then %d, want 0 then %d", res.Memory[0].Unrelated, res.Memory[1].Unrelated, cfg.Unrelated)
+	}
+
+	section := Section(res)
+	for _, heading := range []string{"## 20 resources", "### Goals", "### 1.", "### 2.", "### 3.", "### 4.", "### 5.", "### 6.", "### 7."} {
+		if !strings.Contains(section, heading) {
+			t.Errorf("the report lacks %q", heading)
+		}
+	}
+	t.Log("\n" + section)
+}
