@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -64,15 +65,28 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConc
 }
 
 func indexExports(ctx context.Context, indexer client.FieldIndexer) error {
+	// Only resources that a Secret event can help are indexed: a Ready
+	// resource has no use for a credentials Secret changing, and needs its
+	// target Secret's events only when no owner reference brings them. This
+	// keeps the indexes (a set of keys per value) small at any scale.
 	indexes := map[string]client.IndexerFunc{
 		indexCredentialsSecret: func(o client.Object) []string {
-			if ref := o.(*uredisv1alpha1.RedisBackupExport).Spec.CredentialsRef; ref != nil {
-				return []string{ref.Name}
+			export := o.(*uredisv1alpha1.RedisBackupExport)
+			switch {
+			case isReady(export):
+				return nil
+			case export.Spec.CredentialsRef != nil:
+				return []string{export.Spec.CredentialsRef.Name}
+			default:
+				return []string{operatorCredentialsIndex}
 			}
-			return []string{operatorCredentialsIndex}
 		},
 		indexTargetSecret: func(o client.Object) []string {
-			return []string{o.(*uredisv1alpha1.RedisBackupExport).TargetSecretName()}
+			export := o.(*uredisv1alpha1.RedisBackupExport)
+			if isReady(export) && export.Spec.Target.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan {
+				return nil
+			}
+			return []string{export.TargetSecretName()}
 		},
 	}
 	for name, extract := range indexes {
@@ -143,4 +157,8 @@ func managedSecretDeletionsOnly() predicate.TypedPredicate[*metav1.PartialObject
 		CreateFunc: func(e event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool { return !managed(e.Object) },
 		UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool { return !managed(e.ObjectNew) },
 	}
+}
+
+func isReady(export *uredisv1alpha1.RedisBackupExport) bool {
+	return meta.IsStatusConditionTrue(export.Status.Conditions, uredisv1alpha1.ConditionReady)
 }

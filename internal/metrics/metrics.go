@@ -99,7 +99,8 @@ func (e *exports) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	for _, reader := range readers {
 		var list uredisv1alpha1.RedisBackupExportList
-		if err := reader.List(ctx, &list); err != nil {
+		// Read-only use: no deep copy of every cached resource per scrape.
+		if err := reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 			continue // the cache is not synced yet; the next scrape will tell
 		}
 		for i := range list.Items {
