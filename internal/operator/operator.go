@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -244,15 +245,9 @@ func newHTTPClient(caFile string) (*http.Client, error) {
 // Scheme holds the types the operator reads and writes.
 func Scheme() *runtime.Scheme {
 	scheme := runtime.NewScheme()
-	utilruntimeMust(clientgoscheme.AddToScheme(scheme))
-	utilruntimeMust(uredisv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(uredisv1alpha1.AddToScheme(scheme))
 	return scheme
-}
-
-func utilruntimeMust(err error) {
-	if err != nil {
-		panic(err)
-	}
 }
 
 // NewManager builds a manager running the RedisBackupExport controller.

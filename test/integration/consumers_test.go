@@ -78,6 +78,7 @@ func TestCreationPolicies(t *testing.T) {
 	f.g.Expect(err).NotTo(HaveOccurred())
 	f.g.Expect(secret.OwnerReferences).To(ConsistOf(And(HaveField("UID", owned.UID), HaveField("Kind", "RedisBackupExport"))))
 	f.g.Expect(*secret.OwnerReferences[0].Controller).To(BeTrue())
+	f.g.Expect(*secret.OwnerReferences[0].BlockOwnerDeletion).To(BeTrue())
 
 	// Orphan: no owner reference, and the Secret survives the resource.
 	orphan, err := f.secret("orphaned")

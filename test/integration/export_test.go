@@ -9,7 +9,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -192,23 +191,6 @@ func TestForeignSecretIsNeverTakenOver(t *testing.T) {
 	// Once the foreign Secret is gone, the resource takes the name.
 	f.g.Expect(f.c.Delete(f.ctx, secret)).To(Succeed())
 	f.eventuallyReady("taken")
-}
-
-func TestDeletingTheResourceLeavesAnOwnedSecretForGC(t *testing.T) {
-	f := newFixture(t)
-	f.createCredentials("cloud-credentials", publicKey, privateKey)
-	f.create(f.newExport("gone"))
-	export := f.eventuallyReady("gone")
-	secret, err := f.secret("gone")
-	f.g.Expect(err).NotTo(HaveOccurred())
-	// envtest runs no garbage collector: assert the owner reference it acts on.
-	f.g.Expect(secret.OwnerReferences).To(ConsistOf(HaveField("UID", export.UID)))
-	f.g.Expect(*secret.OwnerReferences[0].BlockOwnerDeletion).To(BeTrue())
-	f.g.Expect(f.c.Delete(f.ctx, export)).To(Succeed())
-	f.g.Eventually(func() bool {
-		_, err := f.getErr("gone")
-		return apierrors.IsNotFound(err)
-	}).WithTimeout(10 * time.Second).Should(BeTrue())
 }
 
 func (f *fixture) getErr(name string) (*uredisv1alpha1.RedisBackupExport, error) {
