@@ -2,7 +2,7 @@ package cloud
 
 import (
 	"context"
-	"strings"
+	"fmt"
 	"time"
 )
 
@@ -50,7 +50,16 @@ type BackupLink struct {
 	InnerURL string
 	// ObtainedAt is when the answer arrived, in whole seconds.
 	ObtainedAt time.Time
+	// Field is the answer's field the link came from: FieldBackupPath, or
+	// FieldBackupURL when BackupPath held no usable link.
+	Field string
 }
+
+// The fields of a DescribeURedisBackupURL answer that may carry the link.
+const (
+	FieldBackupPath = "BackupPath"
+	FieldBackupURL  = "BackupURL"
+)
 
 type describeBackupURLResponse struct {
 	envelope
@@ -59,8 +68,10 @@ type describeBackupURLResponse struct {
 	InnerBackupPath string `json:"InnerBackupPath"`
 }
 
-// DescribeBackupURL asks for the download link of a backup. BackupPath is
-// used; BackupURL, its deprecated alias, only when BackupPath is empty.
+// DescribeBackupURL asks for the download link of a backup. The link is
+// BackupPath when that is a usable link; otherwise BackupURL (trimmed: the
+// API ends it with a newline). The API's own documented example answers
+// with a short token in BackupPath and the link only in BackupURL.
 func (c *Client) DescribeBackupURL(ctx context.Context, creds Credentials, req BackupURLRequest) (BackupLink, error) {
 	var resp describeBackupURLResponse
 	if err := c.call(ctx, creds, ActionDescribeBackupURL, req.params(), &resp); err != nil {
@@ -68,17 +79,20 @@ func (c *Client) DescribeBackupURL(ctx context.Context, creds Credentials, req B
 	}
 	obtainedAt := c.now().UTC().Truncate(time.Second)
 
-	raw := resp.BackupPath
-	if strings.TrimSpace(raw) == "" {
-		raw = resp.BackupURL
+	result := BackupLink{ObtainedAt: obtainedAt, Field: FieldBackupPath}
+	link, pathErr := parseLink(resp.BackupPath, obtainedAt, c.defaultLinkLifetime)
+	if pathErr != nil {
+		var urlErr error
+		result.Field = FieldBackupURL
+		if link, urlErr = parseLink(resp.BackupURL, obtainedAt, c.defaultLinkLifetime); urlErr != nil {
+			return BackupLink{}, &ResponseError{Action: ActionDescribeBackupURL,
+				Reason: fmt.Sprintf("neither BackupPath nor BackupURL holds a usable link (BackupPath: %v; BackupURL: %v)", pathErr, urlErr)}
+		}
 	}
-	link, err := parseLink(raw, obtainedAt, c.defaultLinkLifetime)
-	if err != nil {
-		return BackupLink{}, &ResponseError{Action: ActionDescribeBackupURL, Reason: err.Error()}
-	}
-	result := BackupLink{Link: link, ObtainedAt: obtainedAt}
-	// The internal link is a convenience; a malformed one is dropped rather
-	// than failing the whole answer.
+	result.Link = link
+	// The internal link is a convenience; a malformed one (the documented
+	// example has a short token there too) is dropped rather than failing
+	// the whole answer.
 	if inner, err := parseLink(resp.InnerBackupPath, obtainedAt, c.defaultLinkLifetime); err == nil {
 		result.InnerURL = inner.URL
 	}

@@ -128,6 +128,7 @@ func TestDescribeBackupURLDecodesLinks(t *testing.T) {
 		wantInner     string
 		wantExpires   time.Time
 		wantFromLink  bool
+		wantField     string
 		retCodeString bool
 	}{{
 		name:         "escaped ampersands and trailing newline in BackupURL",
@@ -135,6 +136,17 @@ func TestDescribeBackupURLDecodesLinks(t *testing.T) {
 		wantURL:      "https://s.example.com/f?UCloudPublicKey=k&Expires=1800007200&Signature=sb+QO/W=",
 		wantExpires:  time.Unix(1_800_007_200, 0).UTC(),
 		wantFromLink: true,
+		wantField:    FieldBackupURL,
+	}, {
+		// DescribeURedisBackupURL.md's example answer, verbatim in shape:
+		// a short token in BackupPath and InnerBackupPath, the link in
+		// BackupURL with a trailing newline.
+		name:         "the documented example: a token in BackupPath, the link in BackupURL",
+		body:         `{"Action":"DescribeURedisBackupURLResponse","BackupPath":"KgVuXeBu","BackupURL":"http://umemb-9001.cn-bj.example.com/uredis-bz/sgbf_a75b24a9?UCloudPublicKey=ucloud@ucloud.cn1426\u0026Expires=1800007200\u0026Signature=sbH+QOWbtx6z5o6HBxrOcU=\n","InnerBackupPath":"zeAzhTZt","RetCode":0}`,
+		wantURL:      "http://umemb-9001.cn-bj.example.com/uredis-bz/sgbf_a75b24a9?UCloudPublicKey=ucloud@ucloud.cn1426&Expires=1800007200&Signature=sbH+QOWbtx6z5o6HBxrOcU=",
+		wantExpires:  time.Unix(1_800_007_200, 0).UTC(),
+		wantFromLink: true,
+		wantField:    FieldBackupURL,
 	}, {
 		name:         "BackupPath preferred over BackupURL",
 		body:         `{"RetCode":"0","BackupPath":" https://a.example.com/p?Expires=1800000100 ","BackupURL":"https://b.example.com/u?Expires=1800000200","InnerBackupPath":"http://10.0.0.1/p?Expires=1800000100\n"}`,
@@ -142,11 +154,13 @@ func TestDescribeBackupURLDecodesLinks(t *testing.T) {
 		wantInner:    "http://10.0.0.1/p?Expires=1800000100",
 		wantExpires:  time.Unix(1_800_000_100, 0).UTC(),
 		wantFromLink: true,
+		wantField:    FieldBackupPath,
 	}, {
 		name:        "no Expires: default lifetime from when it was obtained",
 		body:        `{"RetCode":0,"BackupPath":"https://a.example.com/p?Signature=x","InnerBackupPath":"not a link"}`,
 		wantURL:     "https://a.example.com/p?Signature=x",
 		wantExpires: obtained.Add(DefaultLinkLifetime),
+		wantField:   FieldBackupPath,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,6 +174,9 @@ func TestDescribeBackupURLDecodesLinks(t *testing.T) {
 			}
 			if !got.ExpiresAt.Equal(tt.wantExpires) || got.ExpiryFromLink != tt.wantFromLink {
 				t.Errorf("ExpiresAt = %v (from link %v), want %v (%v)", got.ExpiresAt, got.ExpiryFromLink, tt.wantExpires, tt.wantFromLink)
+			}
+			if got.Field != tt.wantField {
+				t.Errorf("Field = %q, want %q", got.Field, tt.wantField)
 			}
 			if !got.ObtainedAt.Equal(obtained) {
 				t.Errorf("ObtainedAt = %v, want %v truncated to the second", got.ObtainedAt, obtained)
@@ -218,6 +235,18 @@ func TestDescribeBackupURLErrors(t *testing.T) {
 		gateway:   fakeGateway{body: `{"RetCode":0,"BackupPath":"\n"}`},
 		wantClass: Transient,
 		check:     wantResponseError,
+	}, {
+		name:      "neither field usable: both named, neither value repeated",
+		gateway:   fakeGateway{body: `{"RetCode":0,"BackupPath":"KgVuXeBu","BackupURL":"ftp://secret.example.com/x?Signature=SECRETSIG\n"}`},
+		wantClass: Transient,
+		check: func(t *testing.T, err error) {
+			wantResponseError(t, err)
+			msg := err.Error()
+			if !strings.Contains(msg, "BackupPath") || !strings.Contains(msg, "BackupURL") ||
+				strings.Contains(msg, "KgVuXeBu") || strings.Contains(msg, "SECRETSIG") {
+				t.Errorf("message %q should name both fields and repeat neither value", msg)
+			}
+		},
 	}, {
 		name:      "link with another scheme",
 		gateway:   fakeGateway{body: `{"RetCode":0,"BackupPath":"ftp://secret.example.com/x?Signature=SECRETSIG"}`},

@@ -139,3 +139,11 @@ func RetCodeOf(err error) (int, bool) {
 	}
 	return 0, false
 }
+
+// CredentialsRejected reports whether the provider refused the credentials
+// themselves: RetCodes 170 to 174 (missing or wrong signature, unknown key
+// or token). Only new credentials fix that.
+func CredentialsRejected(err error) bool {
+	code, ok := RetCodeOf(err)
+	return ok && code >= 170 && code <= 174
+}

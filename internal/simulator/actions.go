@@ -1,7 +1,9 @@
 package simulator
 
 import (
+	"crypto/sha256"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -78,7 +80,7 @@ func visibleTo(b Backup, account Account) bool {
 // BackupURL carries the trailing newline the real API sends.
 func (s *Server) linkFields(req *apiRequest, backupID string) map[string]any {
 	s.mu.Lock()
-	lifetime := s.linkLifetime
+	lifetime, documented := s.linkLifetime, s.documented
 	s.mu.Unlock()
 
 	l := link{backupID: backupID, expires: expiresAt(req.now.Add(lifetime))}
@@ -96,9 +98,15 @@ func (s *Server) linkFields(req *apiRequest, backupID string) map[string]any {
 		"BackupURL":       download + "\n",
 		"InnerBackupPath": s.linkURL(req.linkBase, innerPrefix, l),
 	}
-	if req.fault.Kind == FaultOnlyBackupURL {
+	switch {
+	case req.fault.Kind == FaultOnlyBackupURL:
 		fields["BackupPath"] = ""
 		delete(fields, "InnerBackupPath")
+	case documented:
+		// As in the documentation's example: "BackupPath": "KgVuXeBu",
+		// "InnerBackupPath": "zeAzhTZt".
+		fields["BackupPath"] = shortToken(backupID, "path")
+		fields["InnerBackupPath"] = shortToken(backupID, "inner")
 	}
 	return fields
 }
@@ -192,4 +200,16 @@ func intParam(p map[string]string, name string, fallback int) (int, *apiError) {
 		return 0, invalidParam(name, "must be a non-negative integer")
 	}
 	return n, nil
+}
+
+// shortToken is an eight-letter token derived from its inputs, shaped like
+// the documented example's BackupPath.
+func shortToken(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "/")))
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	token := make([]byte, 8)
+	for i := range token {
+		token[i] = letters[int(sum[i])%len(letters)]
+	}
+	return string(token)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,6 +115,22 @@ func TestFaultKinds(t *testing.T) {
 		}
 		if status, _ := fetch(t, strings.TrimSpace(a.str("BackupURL"))); status != http.StatusOK {
 			t.Errorf("BackupURL download: status %d", status)
+		}
+	})
+	t.Run("documented shape", func(t *testing.T) {
+		s, _ := startServer(t, Config{DocumentedShape: true})
+		a := callAPI(t, s, testAccount, backupURLParams())
+		wantRetCode(t, a, 0)
+		token := regexp.MustCompile(`^[A-Za-z]{8}$`)
+		if !token.MatchString(a.str("BackupPath")) || !token.MatchString(a.str("InnerBackupPath")) || !strings.HasSuffix(a.str("BackupURL"), "\n") {
+			t.Fatalf("answer %s is not shaped like the documented example", a.raw)
+		}
+		if status, _ := fetch(t, strings.TrimSpace(a.str("BackupURL"))); status != http.StatusOK {
+			t.Errorf("BackupURL download: status %d", status)
+		}
+		s.SetDocumentedShape(false)
+		if a := callAPI(t, s, testAccount, backupURLParams()); !strings.HasPrefix(a.str("BackupPath"), "http") {
+			t.Errorf("after SetDocumentedShape(false): BackupPath %q", a.str("BackupPath"))
 		}
 	})
 	t.Run("empty link", func(t *testing.T) {

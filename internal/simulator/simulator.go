@@ -55,6 +55,10 @@ type Config struct {
 	Seed         int64            // for the fault-rate random choices (reproducible)
 	// RetCodeAsString sends "RetCode":"0" instead of 0 (some gateways do).
 	RetCodeAsString bool
+	// DocumentedShape answers DescribeURedisBackupURL exactly like the
+	// example in the API's documentation: a short token in BackupPath and
+	// InnerBackupPath, the link only in BackupURL (with a trailing newline).
+	DocumentedShape bool
 	// RateLimit is an optional per-account limit in requests per second of
 	// the Now clock (so a frozen test clock never refills the bucket);
 	// beyond it calls are answered with RetCode 153. 0 means unlimited.
@@ -87,6 +91,7 @@ type Server struct {
 	mu           sync.Mutex
 	backups      []Backup // insertion order, which listings keep
 	linkLifetime time.Duration
+	documented   bool
 	calls        []Call
 	downloads    int
 	faults       faultState
@@ -104,6 +109,7 @@ func New(cfg Config) *Server {
 		retCodeString: cfg.RetCodeAsString,
 		closed:        make(chan struct{}),
 		linkLifetime:  cfg.LinkLifetime,
+		documented:    cfg.DocumentedShape,
 		faults:        faultState{rng: mathrand.New(mathrand.NewSource(cfg.Seed))},
 		limiter:       newRateLimiter(cfg.RateLimit, cfg.RateBurst),
 	}
@@ -223,6 +229,13 @@ func (s *Server) SetBackupState(id, state string) {
 	if i := s.backupIndex(id); i >= 0 {
 		s.backups[i].State = state
 	}
+}
+
+// SetDocumentedShape switches Config.DocumentedShape on or off.
+func (s *Server) SetDocumentedShape(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.documented = on
 }
 
 // SetLinkLifetime changes the lifetime of links returned from now on;
