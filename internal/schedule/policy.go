@@ -23,6 +23,10 @@ type Policy struct {
 	// JitterFraction of the refresh window by which a refresh may be moved
 	// earlier at random, so that resources created together spread out.
 	JitterFraction float64
+	// RetryFraction of the time a still valid link has left is the longest
+	// a retry after a transient failure waits, so that several retries fit
+	// before the link expires whatever the backoff has grown to.
+	RetryFraction float64
 }
 
 // DefaultPolicy suits links that live from minutes to days.
@@ -32,6 +36,7 @@ func DefaultPolicy() Policy {
 		MinMargin:         10 * time.Second,
 		MinUsefulLifetime: 30 * time.Second,
 		JitterFraction:    0.1,
+		RetryFraction:     0.25,
 	}
 }
 
@@ -68,6 +73,22 @@ func (p Policy) window(lifetime, refreshBefore time.Duration) time.Duration {
 		window = refreshBefore
 	}
 	return max(window, p.MinMargin)
+}
+
+// minRetryDelay is the shortest wait before a retry: nothing retries in a
+// tighter loop than this, however little time a link has left.
+const minRetryDelay = time.Second
+
+// RetryDelay caps a transient failure's backoff delay while a link is still
+// valid: the retry waits no longer than RetryFraction of untilExpiry, and
+// at least a second. Once the link has expired (untilExpiry <= 0) the
+// backoff applies unchanged. The result is in whole seconds.
+func (p Policy) RetryDelay(backoff, untilExpiry time.Duration) time.Duration {
+	if untilExpiry <= 0 || p.RetryFraction <= 0 {
+		return backoff
+	}
+	limit := max(time.Duration(float64(untilExpiry)*p.RetryFraction).Truncate(time.Second), minRetryDelay)
+	return min(backoff, limit)
 }
 
 // TooShort reports whether a link's lifetime is below the useful minimum.

@@ -107,3 +107,44 @@ func TestBackoffDelay(t *testing.T) {
 		t.Errorf("Delay must be at least a second, got %v", got)
 	}
 }
+
+func TestRetryDelay(t *testing.T) {
+	p := DefaultPolicy()
+	tests := []struct {
+		name                 string
+		backoff, untilExpiry time.Duration
+		want                 time.Duration
+	}{
+		{"short backoff, plenty of time: the backoff", 5 * time.Second, time.Hour, 5 * time.Second},
+		{"long backoff, plenty of time: the backoff", 5 * time.Minute, time.Hour, 5 * time.Minute},
+		{"long backoff, 20s left: a quarter of them", 5 * time.Minute, 20 * time.Second, 5 * time.Second},
+		{"a quarter is rounded down to whole seconds", 5 * time.Minute, 10 * time.Second, 2 * time.Second},
+		{"3s left: the one-second floor", 5 * time.Minute, 3 * time.Second, time.Second},
+		{"a fraction of a second left: still the floor", 5 * time.Minute, 300 * time.Millisecond, time.Second},
+		{"backoff below the cap: the backoff", 2 * time.Second, 20 * time.Second, 2 * time.Second},
+		{"expired: the backoff unchanged", 5 * time.Minute, 0, 5 * time.Minute},
+		{"long expired: the backoff unchanged", 5 * time.Minute, -time.Hour, 5 * time.Minute},
+	}
+	for _, tt := range tests {
+		if got := p.RetryDelay(tt.backoff, tt.untilExpiry); got != tt.want {
+			t.Errorf("%s: RetryDelay(%v, %v) = %v, want %v", tt.name, tt.backoff, tt.untilExpiry, got, tt.want)
+		}
+	}
+}
+
+// TestRetriesFitBeforeExpiry: however large the backoff, a link with T left
+// gets a retry every quarter of what remains, so that many attempts fit
+// before it expires (log(T/1s)/log(4/3) + the one-second tail).
+func TestRetriesFitBeforeExpiry(t *testing.T) {
+	p := DefaultPolicy()
+	for _, left := range []time.Duration{10 * time.Second, time.Minute, 20 * time.Minute} {
+		attempts, remaining := 0, left
+		for remaining > 0 {
+			remaining -= p.RetryDelay(time.Hour, remaining)
+			attempts++
+		}
+		if attempts < 8 {
+			t.Errorf("with %v left only %d retries fit before expiry", left, attempts)
+		}
+	}
+}
