@@ -17,15 +17,6 @@ import (
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
 )
 
-// credentialsError is a problem with the credentials that the user must
-// fix; it is reported on the Ready condition and never retried hot.
-type credentialsError struct {
-	reason  string
-	message string
-}
-
-func (e *credentialsError) Error() string { return e.message }
-
 // OperatorCredentials are the operator's own credentials, for resources
 // without spec.credentialsRef in namespaces the administrator allows. They
 // are off unless a namespace list or selector is configured.
@@ -69,11 +60,9 @@ func (r *RedisBackupExportReconciler) credentialSourceFor(ctx context.Context, e
 		return credentialSource{}, err
 	}
 	if !allowed {
-		return credentialSource{}, &credentialsError{
-			reason: uredisv1alpha1.ReasonCredentialsNotAllowed,
-			message: fmt.Sprintf("spec.credentialsRef is not set and the operator's own credentials are not available to namespace %q: "+
-				"set spec.credentialsRef to a Secret in this namespace, or ask the operator's administrator to allow the namespace", export.Namespace),
-		}
+		return credentialSource{}, newFailure(uredisv1alpha1.ReasonCredentialsNotAllowed,
+			"spec.credentialsRef is not set and the operator's own credentials are not available to namespace %q: "+
+				"set spec.credentialsRef to a Secret in this namespace, or ask the operator's administrator to allow the namespace", export.Namespace)
 	}
 	o := r.OperatorCredentials
 	return credentialSource{secret: o.Secret, static: o.Static}, nil
@@ -126,11 +115,9 @@ func (s *credentialStore) Load(ctx context.Context, source credentialSource, kno
 	}
 	secret, err := s.secret(ctx, source.secret, knownVersion)
 	if apierrors.IsNotFound(err) {
-		return cloud.Credentials{}, &credentialsError{
-			reason: uredisv1alpha1.ReasonCredentialsNotFound,
-			message: fmt.Sprintf("credentials Secret %q not found in namespace %q: create it with the keys %q and %q",
-				source.secret.Name, source.secret.Namespace, publicKeyKey(source.ref), privateKeyKey(source.ref)),
-		}
+		return cloud.Credentials{}, newFailure(uredisv1alpha1.ReasonCredentialsNotFound,
+			"credentials Secret %q not found in namespace %q: create it with the keys %q and %q",
+			source.secret.Name, source.secret.Namespace, publicKeyKey(source.ref), privateKeyKey(source.ref))
 	}
 	if err != nil {
 		return cloud.Credentials{}, err
@@ -179,16 +166,11 @@ func credentialsFrom(secret *corev1.Secret, ref uredisv1alpha1.CredentialsRefere
 	creds := cloud.Credentials{PublicKey: value(publicKeyKey(ref)), PrivateKey: value(privateKeyKey(ref))}
 	switch {
 	case len(missing) > 0:
-		return cloud.Credentials{}, &credentialsError{
-			reason: uredisv1alpha1.ReasonCredentialsKeyMissing,
-			message: fmt.Sprintf("credentials Secret %q has no key %s (it has %s)", secret.Name,
-				strings.Join(quoteAll(missing), " or "), describeKeys(secret)),
-		}
+		return cloud.Credentials{}, newFailure(uredisv1alpha1.ReasonCredentialsKeyMissing,
+			"credentials Secret %q has no key %s (it has %s)", secret.Name, strings.Join(quoteAll(missing), " or "), describeKeys(secret))
 	case len(empty) > 0:
-		return cloud.Credentials{}, &credentialsError{
-			reason:  uredisv1alpha1.ReasonCredentialsValueEmpty,
-			message: fmt.Sprintf("credentials Secret %q has an empty value for %s", secret.Name, strings.Join(quoteAll(empty), " and ")),
-		}
+		return cloud.Credentials{}, newFailure(uredisv1alpha1.ReasonCredentialsValueEmpty,
+			"credentials Secret %q has an empty value for %s", secret.Name, strings.Join(quoteAll(empty), " and "))
 	}
 	creds.SecurityToken = strings.TrimSpace(string(secret.Data[securityTokenKey(ref)]))
 	return creds, nil

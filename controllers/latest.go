@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
@@ -10,16 +9,6 @@ import (
 
 // backupStateSuccess is the listing state of a complete, usable backup.
 const backupStateSuccess = "Success"
-
-// noBackupError: spec.latest found nothing to export (yet).
-type noBackupError struct {
-	groupID    string
-	backupType uredisv1alpha1.BackupType
-}
-
-func (e *noBackupError) Error() string {
-	return fmt.Sprintf("instance %q has no successful backup of type %s", e.groupID, e.backupType)
-}
 
 // chosenBackup is the backup a refresh exports.
 type chosenBackup struct {
@@ -41,7 +30,7 @@ func (r *RedisBackupExportReconciler) chooseBackup(ctx context.Context, spec ure
 	}
 	newest, ok := newestBackup(backups, *spec.Latest)
 	if !ok {
-		return chosenBackup{}, &noBackupError{groupID: spec.Latest.GroupID, backupType: backupTypeOrAny(spec.Latest.BackupType)}
+		return chosenBackup{}, newNoBackupError(spec.Latest.GroupID, backupTypeOrAny(spec.Latest.BackupType))
 	}
 	zone := spec.Zone
 	if zone == "" {

@@ -5,7 +5,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -47,10 +47,12 @@ type RedisBackupExportReconciler struct {
 	// APIReader reads uncached: credentials Secrets, and a target Secret the
 	// cache cannot see because another party owns it.
 	APIReader client.Reader
-	// SecretWatches watch the Secrets' metadata in the namespaces that
-	// matter, to notice credentials changes without caching their data.
-	SecretWatches *SecretWatches
-	Cloud         BackupLinkResolver
+	// SecretMetadata is a cache of the identity (name, resourceVersion) of
+	// the Secrets the operator does not manage, to notice credentials
+	// Secrets appearing or changing without caching their data. Its events
+	// reach the controller through the watch SetupWithManager registers.
+	SecretMetadata cache.Cache
+	Cloud          BackupLinkResolver
 	Clock         clock.PassiveClock
 	Policy        schedule.Policy
 	// TransientBackoff paces retries after outages; PermanentBackoff after
@@ -66,6 +68,7 @@ type RedisBackupExportReconciler struct {
 	// spec.credentialsRef in the namespaces they allow.
 	OperatorCredentials *OperatorCredentials
 
+	outcomes    outcomes
 	credentials *credentialStore
 	// rejectedWith remembers, per resource, the credentials Secret's
 	// resourceVersion when the provider last rejected the resource, so that
@@ -98,12 +101,6 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	r.recent.freshest(export)
 	original := export.DeepCopy()
-	now := r.Clock.Now()
-	// Watch this namespace's Secrets, so that a clashing Secret going away
-	// or a credentials Secret appearing brings the resource back.
-	if _, err := r.SecretWatches.Reader(ctx, export.Namespace); err != nil {
-		return ctrl.Result{}, err
-	}
 
 	secret, err := r.cachedTargetSecret(ctx, export)
 	if err != nil {
@@ -114,47 +111,42 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		return ctrl.Result{}, sourceErr
 	}
 	credentialsVersion := r.credentialsVersion(ctx, source)
-	decision := schedule.Decide(r.Policy, r.observe(export, secret, credentialsVersion, now))
+	a := attempt{now: r.Clock.Now(), jitter: r.Jitter()}
+	decision := schedule.Decide(r.Policy, r.observe(export, secret, credentialsVersion, a.now))
 	log.FromContext(ctx).V(1).Info("decided", "action", decision.Action.String(), "reason", decision.Reason)
 
-	result := ctrl.Result{RequeueAfter: r.waitFor(export, decision, now)}
 	if decision.Action == schedule.Refresh {
-		if result, err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion}, now); err != nil {
-			return ctrl.Result{}, err
+		var backupID string
+		backupID, a.link, a.err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion})
+		if isKubernetesAPIError(a.err) {
+			return ctrl.Result{}, a.err
 		}
-	} else {
-		markExpired(export, now)
+		a.backupID = backupID
+		// A force-refresh request is handled by this attempt, whatever its
+		// outcome: retrying it outside the backoff would be a hot loop.
+		export.Status.LastHandledRefreshRequest = refreshRequest(export)
 	}
-	setProgressConditions(export)
-	return result, r.patchStatus(ctx, original, export)
-}
-
-// waitFor is how long to wait: until the planned attempt, but no later than
-// the expiry of a still valid link, so that the status turns unready the
-// moment the link stops working while retries are backing off.
-func (r *RedisBackupExportReconciler) waitFor(export *uredisv1alpha1.RedisBackupExport, decision schedule.Decision, now time.Time) time.Duration {
-	wait := decision.RequeueAfter
-	if linkStateAt(export, now) == linkValid {
-		if untilExpiry := export.Status.ExpiresAt.Sub(now) + time.Second; wait <= 0 || untilExpiry < wait {
-			wait = untilExpiry
-		}
-	}
-	return wait
+	requeue := r.outcomes.summarize(export, a)
+	r.report(ctx, export, a, credentialsVersion)
+	return ctrl.Result{RequeueAfter: requeue}, r.patchStatus(ctx, original, export)
 }
 
 // observe gathers what schedule.Decide needs.
 func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, credentialsVersion string, now time.Time) schedule.Observation {
 	st := export.Status
 	ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
+	var lastFailure failureKind
+	failing := false
+	if ready != nil && ready.Status == metav1.ConditionFalse {
+		lastFailure, failing = kindOf(ready.Reason)
+	}
 	obs := schedule.Observation{
-		Now: now,
-		// The Ready condition records the generation of the last attempt,
-		// successful or not; status.observedGeneration only successes.
-		SpecChanged:      ready == nil || ready.ObservedGeneration != export.Generation,
+		Now:              now,
+		SpecChanged:      st.ObservedGeneration != export.Generation,
 		HasLink:          linkForCurrentSpec(export),
 		SecretInSync:     secretInSync(secret, export),
-		WaitingOnUser:    ready != nil && rejectedByProvider(ready.Reason),
-		CheapToRecheck:   ready != nil && ready.Status == metav1.ConditionFalse && failsBeforeAnyCall[ready.Reason],
+		WaitingOnUser:    failing && lastFailure.retryOnCredentialsChange,
+		CheapToRecheck:   failing && lastFailure.beforeAnyCall,
 		RefreshRequested: refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
 	}
 	if st.ExpiresAt != nil {
@@ -169,57 +161,49 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 	return obs
 }
 
-// failsBeforeAnyCall are failures found before the cloud API is called.
-var failsBeforeAnyCall = map[string]bool{
-	uredisv1alpha1.ReasonCredentialsNotFound:   true,
-	uredisv1alpha1.ReasonCredentialsKeyMissing: true,
-	uredisv1alpha1.ReasonCredentialsValueEmpty: true,
-	uredisv1alpha1.ReasonCredentialsNotAllowed: true,
-	uredisv1alpha1.ReasonSecretConflict:        true,
-}
-
-// rejectedByProvider: the API refused the request for good; retry slowly,
-// or at once when the credentials change.
-func rejectedByProvider(reason string) bool {
-	return reason == uredisv1alpha1.ReasonProviderRejected || reason == uredisv1alpha1.ReasonCredentialsRejected
-}
-
 func refreshRequest(export *uredisv1alpha1.RedisBackupExport) string {
 	return export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]
 }
 
-func linkForCurrentSpec(export *uredisv1alpha1.RedisBackupExport) bool {
-	st := export.Status
-	return st.BackupPath != "" && st.ExpiresAt != nil && st.ObservedGeneration == export.Generation
+// refresh obtains a new link and writes it into the Secret.
+func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, creds credentialAccess) (string, *cloud.BackupLink, error) {
+	backup, link, err := r.fetchLink(ctx, export, secret, creds)
+	if err != nil {
+		return "", nil, err
+	}
+	err = r.writeSecret(ctx, export, secret, secretData(export, linkData{
+		backupPath: link.URL, innerBackupPath: link.InnerURL, backupID: backup.id, expiresAt: link.ExpiresAt,
+	}))
+	if err != nil {
+		return "", nil, err
+	}
+	return backup.id, &link, nil
 }
 
-// refresh obtains a new link and writes it, or records why it could not.
-// Only errors of the Kubernetes API are returned; everything else becomes
-// status and a planned retry.
-func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, creds credentialAccess, now time.Time) (ctrl.Result, error) {
-	backup, link, err := r.fetchLink(ctx, export, secret, creds)
-	if err == nil {
-		err = r.writeSecret(ctx, export, secret, secretData(export, linkData{
-			backupPath: link.URL, innerBackupPath: link.InnerURL, backupID: backup.id, expiresAt: link.ExpiresAt,
-		}))
+// report logs an attempt's outcome, records its event, and remembers the
+// credentials a provider rejected.
+func (r *RedisBackupExportReconciler) report(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, a attempt, credentialsVersion string) {
+	key := client.ObjectKeyFromObject(export)
+	st := export.Status
+	switch {
+	case a.link != nil:
+		r.rejectedWith.Delete(key)
+		log.FromContext(ctx).Info("refreshed link", "expiresAt", formatTime(a.link.ExpiresAt),
+			"nextRefresh", formatTime(st.NextRefreshTime.Time), "field", a.link.Field)
+		r.Events.Eventf(export, nil, corev1.EventTypeNormal, "Refreshed", "Refresh",
+			"Secret %s holds a new link valid until %s", export.TargetSecretName(), formatTime(a.link.ExpiresAt))
+	case a.err != nil:
+		reason := reasonFor(a.err)
+		if kind, _ := kindOf(reason); kind.retryOnCredentialsChange {
+			r.rejectedWith.Store(key, credentialsVersion)
+		}
+		r.Events.Eventf(export, nil, corev1.EventTypeWarning, "RefreshFailed", "Refresh", "%s", truncate(a.err.Error(), maxErrorText))
+		logger := log.FromContext(ctx)
+		if code, ok := cloud.RetCodeOf(a.err); ok {
+			logger = logger.WithValues("retCode", code)
+		}
+		logger.Info("refresh failed", "reason", reason, "error", truncate(a.err.Error(), maxErrorText), "failureCount", st.FailureCount)
 	}
-	if isKubernetesAPIError(err) {
-		return ctrl.Result{}, err
-	}
-	// A force-refresh request is handled by this attempt, whatever its
-	// outcome: retrying it outside the backoff would be a hot loop.
-	export.Status.LastHandledRefreshRequest = refreshRequest(export)
-	if err != nil {
-		return r.recordFailure(ctx, export, err, creds.version, now), nil
-	}
-
-	next := r.Policy.RefreshTime(link.ObtainedAt, link.ExpiresAt, refreshBefore(export.Spec), r.Jitter())
-	refreshed(export, backup.id, link, next)
-	r.rejectedWith.Delete(client.ObjectKeyFromObject(export))
-	log.FromContext(ctx).Info("refreshed link", "expiresAt", formatTime(link.ExpiresAt), "nextRefresh", formatTime(next))
-	r.Events.Eventf(export, nil, corev1.EventTypeNormal, "Refreshed", "Refresh",
-		"Secret %s holds a new link valid until %s", export.TargetSecretName(), formatTime(link.ExpiresAt))
-	return ctrl.Result{RequeueAfter: next.Sub(now)}, nil
 }
 
 func refreshBefore(spec uredisv1alpha1.RedisBackupExportSpec) time.Duration {
@@ -255,7 +239,7 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
 	if r.Policy.TooShort(link.ObtainedAt, link.ExpiresAt) {
-		return chosenBackup{}, cloud.BackupLink{}, &linkTooShortError{lifetime: link.ExpiresAt.Sub(link.ObtainedAt), minimum: r.Policy.MinUsefulLifetime}
+		return chosenBackup{}, cloud.BackupLink{}, newLinkTooShortError(link.ExpiresAt.Sub(link.ObtainedAt), r.Policy.MinUsefulLifetime)
 	}
 	return backup, link, nil
 }
@@ -279,43 +263,6 @@ func (r *RedisBackupExportReconciler) checkTargetWritable(ctx context.Context, e
 		return nil
 	}
 	return err
-}
-
-// recordFailure writes a failed attempt into status and plans the retry.
-func (r *RedisBackupExportReconciler) recordFailure(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, err error, credentialsVersion string, now time.Time) ctrl.Result {
-	reason, waitsOnUser := classifyFailure(err)
-	var retryAt time.Time
-	switch {
-	case rejectedByProvider(reason):
-		retryAt = now.Add(r.PermanentBackoff.Delay(export.Status.FailureCount+1, r.Jitter()))
-		r.rejectedWith.Store(client.ObjectKeyFromObject(export), credentialsVersion)
-	case !waitsOnUser:
-		retryAt = now.Add(r.TransientBackoff.Delay(export.Status.FailureCount+1, r.Jitter()))
-	case reason == uredisv1alpha1.ReasonCredentialsNotAllowed:
-		// Namespace labels are not watched: look again now and then.
-		retryAt = now.Add(r.PermanentBackoff.Delay(export.Status.FailureCount+1, r.Jitter()))
-	}
-	// Other credentials problems and Secret clashes have no timed retry: the
-	// watches on Secrets bring the resource back as soon as they are fixed.
-	failed(export, failure{err: err, reason: reason, retryAt: retryAt}, now)
-	r.Events.Eventf(export, nil, corev1.EventTypeWarning, "RefreshFailed", "Refresh", "%s", truncate(err.Error(), maxErrorText))
-
-	logger := log.FromContext(ctx)
-	if code, ok := cloud.RetCodeOf(err); ok {
-		logger = logger.WithValues("retCode", code)
-	}
-	logger.Info("refresh failed", "reason", reason, "error", truncate(err.Error(), maxErrorText), "failureCount", export.Status.FailureCount)
-	if retryAt.IsZero() {
-		return ctrl.Result{}
-	}
-	return ctrl.Result{RequeueAfter: retryAt.Sub(now)}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 func backupURLRequest(spec uredisv1alpha1.RedisBackupExportSpec, backup chosenBackup) cloud.BackupURLRequest {
@@ -354,8 +301,10 @@ type credentialAccess struct {
 }
 
 // credentialsVersion is the credentials Secret's resourceVersion from the
-// metadata cache, "" when it does not exist, "static" for credentials from
-// the operator's environment.
+// metadata cache; "" when the cache does not hold it (it does not exist, or
+// its creation has not reached the cache yet: the credentials are then read
+// from the API server); "static" for credentials from the operator's
+// environment.
 func (r *RedisBackupExportReconciler) credentialsVersion(ctx context.Context, source credentialSource) string {
 	if source.static != nil {
 		return "static"
@@ -363,12 +312,8 @@ func (r *RedisBackupExportReconciler) credentialsVersion(ctx context.Context, so
 	if source.secret.Name == "" {
 		return ""
 	}
-	secrets, err := r.SecretWatches.Reader(ctx, source.secret.Namespace)
-	if err != nil {
-		return ""
-	}
 	meta := secretMetadataObject()
-	if err := secrets.Get(ctx, source.secret, meta); err != nil {
+	if err := r.SecretMetadata.Get(ctx, source.secret, meta); err != nil {
 		return ""
 	}
 	return meta.ResourceVersion
@@ -388,12 +333,4 @@ func (r *RedisBackupExportReconciler) patchStatus(ctx context.Context, original,
 // forget drops what is remembered about a deleted resource.
 func (r *RedisBackupExportReconciler) forget(key types.NamespacedName) {
 	r.rejectedWith.Delete(key)
-}
-
-// isKubernetesAPIError reports errors from the API server (conflicts,
-// outages) and a cache that lags behind our own writes: the controller's
-// rate-limited requeue handles both.
-func isKubernetesAPIError(err error) bool {
-	var status apierrors.APIStatus
-	return errors.As(err, &status) || errors.Is(err, errCacheLagging)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -19,42 +18,6 @@ import (
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 )
-
-// The Secret contract: these keys are stable and documented in the README.
-const (
-	KeyBackupPath      = "backupPath"
-	KeyExpiresAt       = "expiresAt"
-	KeyBackupID        = "backupId"
-	KeyRegion          = "region"
-	KeyInnerBackupPath = "innerBackupPath"
-
-	// LabelManagedBy marks the Secrets this operator writes; its cache holds
-	// only Secrets with this label.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	// ManagedByValue is LabelManagedBy's value.
-	ManagedByValue = "uredis-backup-operator"
-	// AnnotationDataHash holds a hash of the Secret's data, so that edits are
-	// detected and workloads can roll when the link changes.
-	AnnotationDataHash = "uredis.dezai.com/data-hash"
-	// AnnotationExportUID names the resource that created the Secret. It is
-	// how an orphaned Secret (no owner reference) is still recognised as the
-	// resource's own, and never confused with a foreign one.
-	AnnotationExportUID = "uredis.dezai.com/export-uid"
-)
-
-// errCacheLagging: our own Secret exists but the cache has not seen it yet.
-var errCacheLagging = errors.New("the target Secret exists but is not in the cache yet")
-
-// conflictError reports a target Secret the resource does not own.
-type conflictError struct{ message string }
-
-func (e *conflictError) Error() string { return e.message }
-
-func newConflictError(export *uredisv1alpha1.RedisBackupExport) *conflictError {
-	return &conflictError{message: fmt.Sprintf(
-		"Secret %q already exists and is not managed by this RedisBackupExport; it is left untouched: delete it or set spec.target.name to another name",
-		export.TargetSecretName())}
-}
 
 // linkData is what a Secret carries, before key names are applied.
 type linkData struct {
@@ -81,11 +44,11 @@ func secretData(export *uredisv1alpha1.RedisBackupExport, link linkData) map[str
 // keyNames fills in the default key names.
 func keyNames(k uredisv1alpha1.SecretKeys) uredisv1alpha1.SecretKeys {
 	return uredisv1alpha1.SecretKeys{
-		BackupPath:      defaultString(k.BackupPath, KeyBackupPath),
-		ExpiresAt:       defaultString(k.ExpiresAt, KeyExpiresAt),
-		BackupID:        defaultString(k.BackupID, KeyBackupID),
-		Region:          defaultString(k.Region, KeyRegion),
-		InnerBackupPath: defaultString(k.InnerBackupPath, KeyInnerBackupPath),
+		BackupPath:      defaultString(k.BackupPath, uredisv1alpha1.KeyBackupPath),
+		ExpiresAt:       defaultString(k.ExpiresAt, uredisv1alpha1.KeyExpiresAt),
+		BackupID:        defaultString(k.BackupID, uredisv1alpha1.KeyBackupID),
+		Region:          defaultString(k.Region, uredisv1alpha1.KeyRegion),
+		InnerBackupPath: defaultString(k.InnerBackupPath, uredisv1alpha1.KeyInnerBackupPath),
 	}
 }
 
@@ -103,7 +66,7 @@ func dataHash(data map[string][]byte) string {
 
 // ownsSecret reports whether secret was created for this very resource.
 func ownsSecret(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport) bool {
-	return metav1.IsControlledBy(secret, export) || secret.Annotations[AnnotationExportUID] == string(export.UID)
+	return metav1.IsControlledBy(secret, export) || secret.Annotations[uredisv1alpha1.AnnotationExportUID] == string(export.UID)
 }
 
 // secretInSync reports whether secret holds exactly the link in the
@@ -121,7 +84,7 @@ func secretInSync(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExpor
 	}
 	shaped := secret.DeepCopy()
 	shapeSecret(shaped, export, secret.Data)
-	return secret.Annotations[AnnotationDataHash] == dataHash(secret.Data) && secretsEqual(secret, shaped)
+	return secret.Annotations[uredisv1alpha1.AnnotationDataHash] == dataHash(secret.Data) && secretsEqual(secret, shaped)
 }
 
 // writeSecret creates or updates the target Secret with data. current is the
@@ -165,7 +128,7 @@ func (r *RedisBackupExportReconciler) classifyExistingSecret(ctx context.Context
 	if err := r.APIReader.Get(ctx, key, existing); err != nil {
 		return err
 	}
-	if ownsSecret(existing, export) && existing.Labels[LabelManagedBy] == ManagedByValue {
+	if ownsSecret(existing, export) && existing.Labels[uredisv1alpha1.LabelManagedBy] == uredisv1alpha1.ManagedByValue {
 		return errCacheLagging
 	}
 	return newConflictError(export)
@@ -177,10 +140,10 @@ func (r *RedisBackupExportReconciler) classifyExistingSecret(ctx context.Context
 // reference that the creation policy asks for.
 func shapeSecret(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte) {
 	target := export.Spec.Target
-	secret.Labels = mergeMaps(secret.Labels, target.Labels, map[string]string{LabelManagedBy: ManagedByValue})
+	secret.Labels = mergeMaps(secret.Labels, target.Labels, map[string]string{uredisv1alpha1.LabelManagedBy: uredisv1alpha1.ManagedByValue})
 	secret.Annotations = mergeMaps(secret.Annotations, target.Annotations, map[string]string{
-		AnnotationDataHash:  dataHash(data),
-		AnnotationExportUID: string(export.UID),
+		uredisv1alpha1.AnnotationDataHash:  dataHash(data),
+		uredisv1alpha1.AnnotationExportUID: string(export.UID),
 	})
 	secret.Data = data
 	secret.StringData = nil

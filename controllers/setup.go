@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -29,9 +29,15 @@ const (
 	indexTargetSecret      = "uredis.dezai.com/target-secret"
 )
 
-// SetupWithManager registers the reconciler and its SecretWatches; the
-// manager's own cache holds only the Secrets this operator manages.
+// SetupWithManager registers the reconciler. Its watches are complete when
+// it returns: the RedisBackupExports and the Secrets the operator manages
+// come from the manager's cache, the metadata of every other Secret from
+// r.SecretMetadata (started by the manager like any cache). No reconcile
+// ever waits for a cache to sync: the controller starts once all have.
 func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConcurrentReconciles int) error {
+	if r.SecretMetadata == nil {
+		return errors.New("the reconciler needs a Secret metadata cache")
+	}
 	if r.credentials == nil {
 		r.credentials = newCredentialStore(r.APIReader)
 	}
@@ -39,10 +45,11 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConc
 		// Far longer than a cache lags behind a write.
 		r.recent = newRecentStatuses(30*time.Second, time.Now)
 	}
+	r.outcomes = outcomes{policy: r.Policy, transient: r.TransientBackoff, permanent: r.PermanentBackoff}
 	if err := indexExports(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	c, err := ctrl.NewControllerManagedBy(mgr).
+	return ctrl.NewControllerManagedBy(mgr).
 		Named("redisbackupexport").
 		// Status writes bump neither generation nor annotations, so the
 		// reconciler's own status patches do not wake it up again.
@@ -52,16 +59,18 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConc
 		// the Secret in sync; worse, the cache may not hold the status
 		// written right after, and a stale status looks like a refresh due.
 		Owns(&corev1.Secret{}, builder.WithPredicates(notOwnSecretWrite())).
+		// A managed Secret deleted: also the resources that only name it
+		// (an Orphan policy's Secret has no owner reference; another
+		// resource may be waiting for the name to be free).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.exportsReferencingSecret), builder.WithPredicates(deletionsOnly())).
+		// Every other Secret, by its metadata: credentials appearing or
+		// changing, a foreign Secret freeing a target name.
+		WatchesRawSource(source.Kind(r.SecretMetadata, secretMetadataObject(),
+			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, secret *metav1.PartialObjectMetadata) []reconcile.Request {
+				return r.exportsReferencingSecret(ctx, secret)
+			}))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
-		Build(r)
-	if err != nil {
-		return err
-	}
-	r.SecretWatches.watch = func(secrets cache.Cache) error {
-		return c.Watch(source.Kind(secrets, secretMetadataObject(),
-			handler.TypedEnqueueRequestsFromMapFunc(r.exportsReferencingSecret), managedSecretDeletionsOnly()))
-	}
-	return mgr.Add(r.SecretWatches)
+		Complete(r)
 }
 
 func indexExports(ctx context.Context, indexer client.FieldIndexer) error {
@@ -100,10 +109,10 @@ func indexExports(ctx context.Context, indexer client.FieldIndexer) error {
 // exportsReferencingSecret maps a Secret event to the resources that use the
 // Secret as credentials or as their target (a foreign Secret that blocked a
 // target may have gone away).
-func (r *RedisBackupExportReconciler) exportsReferencingSecret(ctx context.Context, secret *metav1.PartialObjectMetadata) []reconcile.Request {
+func (r *RedisBackupExportReconciler) exportsReferencingSecret(ctx context.Context, secret client.Object) []reconcile.Request {
 	queries := [][]client.ListOption{
-		{client.InNamespace(secret.Namespace), client.MatchingFields{indexCredentialsSecret: secret.Name}},
-		{client.InNamespace(secret.Namespace), client.MatchingFields{indexTargetSecret: secret.Name}},
+		{client.InNamespace(secret.GetNamespace()), client.MatchingFields{indexCredentialsSecret: secret.GetName()}},
+		{client.InNamespace(secret.GetNamespace()), client.MatchingFields{indexTargetSecret: secret.GetName()}},
 	}
 	if o := r.OperatorCredentials; o != nil && o.Secret == client.ObjectKeyFromObject(secret) {
 		// The operator's own credentials changed: every resource using them.
@@ -144,18 +153,16 @@ func notOwnSecretWrite() predicate.Funcs {
 }
 
 func ownSecretWrite(old, updated *corev1.Secret) bool {
-	hash := updated.Annotations[AnnotationDataHash]
-	return hash != "" && hash == dataHash(updated.Data) && hash != old.Annotations[AnnotationDataHash]
+	hash := updated.Annotations[uredisv1alpha1.AnnotationDataHash]
+	return hash != "" && hash == dataHash(updated.Data) && hash != old.Annotations[uredisv1alpha1.AnnotationDataHash]
 }
 
-// managedSecretDeletionsOnly lets through every event of other Secrets
-// (credentials, a foreign Secret blocking a target), but of the operator's
-// own Secrets only deletions: its own writes are no news to it.
-func managedSecretDeletionsOnly() predicate.TypedPredicate[*metav1.PartialObjectMetadata] {
-	managed := func(o *metav1.PartialObjectMetadata) bool { return o.GetLabels()[LabelManagedBy] == ManagedByValue }
-	return predicate.TypedFuncs[*metav1.PartialObjectMetadata]{
-		CreateFunc: func(e event.TypedCreateEvent[*metav1.PartialObjectMetadata]) bool { return !managed(e.Object) },
-		UpdateFunc: func(e event.TypedUpdateEvent[*metav1.PartialObjectMetadata]) bool { return !managed(e.ObjectNew) },
+// deletionsOnly lets through only deletions.
+func deletionsOnly() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		UpdateFunc:  func(event.UpdateEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
 	}
 }
 

@@ -323,10 +323,19 @@ type RedisBackupExportStatus struct {
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
 
-	// observedGeneration is the generation of the spec that the current link
-	// was obtained for.
+	// observedGeneration is the generation of the spec the operator last
+	// finished an attempt for, whatever its outcome (the kstatus convention
+	// that Flux, Argo CD and kubectl wait rely on). It is 0 until the first
+	// attempt ends, so a resource the operator has not looked at yet reads as
+	// in progress.
 	// +optional
+	// +kubebuilder:default=0
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// linkGeneration is the generation of the spec the current link was
+	// obtained for.
+	// +optional
+	LinkGeneration int64 `json:"linkGeneration,omitempty"`
 
 	// failureCount is the number of consecutive failed refresh attempts;
 	// it drives the retry backoff and is reset by a success.
@@ -367,7 +376,10 @@ type RedisBackupExport struct {
 	// +required
 	Spec RedisBackupExportSpec `json:"spec"`
 
+	// The default gives a new resource status.observedGeneration 0, which
+	// differs from its generation until the operator has answered.
 	// +optional
+	// +kubebuilder:default={}
 	Status RedisBackupExportStatus `json:"status,omitempty"`
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -268,6 +270,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionID:        "uredis-backup-operator.uredis.dezai.com",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		Controller:              config.Controller{SkipNameValidation: &o.InProcessTestManagers},
+		NewClient:               wrappedClient(o.WrapClient),
 		Cache: cache.Options{
 			DefaultNamespaces: namespaceConfigs(o.WatchNamespaces),
 			// managedFields are never read and can double an object's size.
@@ -275,7 +278,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			// Cache only the Secrets the operator writes: clusters hold many
 			// large Secrets the operator has no business keeping in memory.
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{controllers.LabelManagedBy: controllers.ManagedByValue})},
+				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{uredisv1alpha1.LabelManagedBy: uredisv1alpha1.ManagedByValue})},
 			},
 		},
 	})
@@ -300,10 +303,17 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := mgr.Add(exportMetrics(mgr)); err != nil {
 		return nil, err
 	}
+	secretMetadata, err := secretMetadataCache(mgr, o.secretMetadataNamespaces())
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(secretMetadata); err != nil {
+		return nil, err
+	}
 	reconciler := &controllers.RedisBackupExportReconciler{
 		Client:              mgr.GetClient(),
 		APIReader:           mgr.GetAPIReader(),
-		SecretWatches:       controllers.NewSecretWatches(secretMetadataCache(mgr)),
+		SecretMetadata:      secretMetadata,
 		Cloud:               cloud.NewSharedResolver(cloudClient),
 		Events:              mgr.GetEventRecorder("uredis-backup-operator"),
 		OperatorCredentials: o.operatorCredentials(),
@@ -328,18 +338,53 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	return mgr, nil
 }
 
-// secretMetadataCache makes, per namespace, a cache of the identity (name,
-// namespace, UID, resourceVersion) of its Secrets, sharing the manager's
-// HTTP client; see controllers.SecretWatches.
-func secretMetadataCache(mgr ctrl.Manager) func(namespace string) (cache.Cache, error) {
-	return func(namespace string) (cache.Cache, error) {
-		return cache.New(mgr.GetConfig(), cache.Options{
-			HTTPClient:        mgr.GetHTTPClient(),
-			Scheme:            mgr.GetScheme(),
-			Mapper:            mgr.GetRESTMapper(),
-			DefaultNamespaces: map[string]cache.Config{namespace: {}},
-			DefaultTransform:  identityOnly,
-		})
+// secretMetadataCache is one cache, over every watched namespace, of the
+// identity (name, namespace, UID, resourceVersion) of the Secrets the
+// operator does not manage: it notices credentials Secrets appearing or
+// changing, and foreign Secrets freeing a target name, at a few hundred bytes
+// per Secret and one watch on the API server, however many namespaces hold
+// resources. (The operator's own Secrets are in the manager's cache.)
+func secretMetadataCache(mgr ctrl.Manager, namespaces []string) (cache.Cache, error) {
+	notManaged, err := labels.NewRequirement(uredisv1alpha1.LabelManagedBy, selection.NotEquals, []string{uredisv1alpha1.ManagedByValue})
+	if err != nil {
+		return nil, err
+	}
+	return cache.New(mgr.GetConfig(), cache.Options{
+		HTTPClient:           mgr.GetHTTPClient(),
+		Scheme:               mgr.GetScheme(),
+		Mapper:               mgr.GetRESTMapper(),
+		DefaultNamespaces:    namespaceConfigs(namespaces),
+		DefaultLabelSelector: labels.NewSelector().Add(*notManaged),
+		DefaultTransform:     identityOnly,
+	})
+}
+
+// secretMetadataNamespaces are the namespaces whose Secrets' metadata is
+// watched: all (nil) unless the operator is limited to some, and then also
+// its own namespace when its credentials Secret lives there.
+func (o *Options) secretMetadataNamespaces() []string {
+	if len(o.WatchNamespaces) == 0 {
+		return nil
+	}
+	namespaces := slices.Clone(o.WatchNamespaces)
+	if o.OperatorCredentialsSecret != "" && o.operatorCredentialsOffered() && !slices.Contains(namespaces, o.OperatorNamespace) {
+		namespaces = append(namespaces, o.OperatorNamespace)
+	}
+	return namespaces
+}
+
+// wrappedClient builds the manager's client as controller-runtime does,
+// then wraps it (Options.WrapClient), for tests that inject failures.
+func wrappedClient(wrap func(client.Client) client.Client) client.NewClientFunc {
+	if wrap == nil {
+		return nil
+	}
+	return func(cfg *rest.Config, options client.Options) (client.Client, error) {
+		c, err := client.New(cfg, options)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(c), nil
 	}
 }
 
@@ -385,11 +430,6 @@ func identityOnly(obj any) (any, error) {
 			UID:             meta.UID,
 			ResourceVersion: meta.ResourceVersion,
 		},
-	}
-	// Only the managed-by label is kept: it tells the operator's own
-	// Secrets apart from the others.
-	if value, ok := meta.Labels[controllers.LabelManagedBy]; ok {
-		identity.Labels = map[string]string{controllers.LabelManagedBy: value}
 	}
 	return identity, nil
 }

@@ -36,13 +36,14 @@ func TestChaosLosesNothing(t *testing.T) {
 		lifetime = 30 * time.Second
 		runtime  = 80 * time.Second
 	)
+	conflicts := &counter{}
 	f := newFixture(t, withLinkLifetime(lifetime), withBackups("chaos", n), withSimulator(func(c *simulator.Config) { c.Seed = 7 }),
 		withOperatorOptions(func(o *operator.Options) {
 			shortLinks(o)
 			o.APIQPS, o.APIBurst, o.MaxConcurrentReconciles = 0, 1, 8
 			o.TransientBackoff = schedule.Backoff{Base: time.Second, Max: 4 * time.Second}
 			o.PermanentBackoff = schedule.Backoff{Base: 2 * time.Second, Max: 4 * time.Second}
-			o.WrapClient = func(c client.Client) client.Client { return &conflictingClient{Client: c, rate: 0.1} }
+			o.WrapClient = func(c client.Client) client.Client { return &conflictingClient{Client: c, rate: 0.1, injected: conflicts} }
 		}))
 	f.sim.SetFaultRate(0.3,
 		simulator.Fault{Kind: simulator.FaultHTTPStatus, HTTPStatus: 500},
@@ -95,9 +96,13 @@ func TestChaosLosesNothing(t *testing.T) {
 	// per injected write conflict (whose fetched link could not be written).
 	elapsed := time.Since(start)
 	linksNeeded := float64(n) * (elapsed.Seconds()/18 + 1)
-	bound := int(2*1.43*linksNeeded) + conflictsInjected.get()
+	injected := conflicts.get()
+	bound := int(2*1.43*linksNeeded) + injected
 	calls := f.sim.CallCount("")
-	t.Logf("%d API calls in %v for %d resources (bound %d, %d write conflicts injected)", calls, elapsed.Round(time.Second), n, bound, conflictsInjected.get())
+	t.Logf("%d API calls in %v for %d resources (bound %d, %d write conflicts injected)", calls, elapsed.Round(time.Second), n, bound, injected)
+	// Each resource writes a Secret and a status at least once: with 10% of
+	// writes refused, hundreds of conflicts must have been injected.
+	f.g.Expect(injected).To(BeNumerically(">=", n/10), "the API server conflicts were injected into the operator's writes")
 	f.g.Expect(calls).To(BeNumerically("<=", bound))
 }
 
@@ -212,7 +217,8 @@ func malformedLinkData(data map[string][]byte) string {
 // conflict, as a busy API server with other writers does.
 type conflictingClient struct {
 	client.Client
-	rate float64
+	rate     float64
+	injected *counter
 }
 
 type counter struct {
@@ -223,13 +229,11 @@ type counter struct {
 func (c *counter) inc()     { c.mu.Lock(); c.n++; c.mu.Unlock() }
 func (c *counter) get() int { c.mu.Lock(); defer c.mu.Unlock(); return c.n }
 
-var conflictsInjected counter
-
 func (c *conflictingClient) conflict(obj client.Object) error {
 	if rand.Float64() >= c.rate {
 		return nil
 	}
-	conflictsInjected.inc()
+	c.injected.inc()
 	gvk := obj.GetObjectKind().GroupVersionKind()
 	return apierrors.NewConflict(schema.GroupResource{Group: gvk.Group, Resource: gvk.Kind}, obj.GetName(), fmt.Errorf("injected by the chaos test"))
 }

@@ -117,7 +117,7 @@ func TestChangingBackupIDRefreshesAtOnce(t *testing.T) {
 	secret, _ := f.secret("switch")
 	f.g.Expect(download(string(secret.Data["backupPath"]))).To(Equal("backup two"))
 	// The Secret is written before the status: wait for the status too.
-	f.g.Eventually(func() int64 { return f.get("switch").Status.ObservedGeneration }).WithTimeout(10 * time.Second).Should(Equal(int64(2)))
+	f.g.Eventually(func() int64 { return f.get("switch").Status.LinkGeneration }).WithTimeout(10 * time.Second).Should(Equal(int64(2)))
 }
 
 func TestMissingCredentialsThenCreated(t *testing.T) {

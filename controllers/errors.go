@@ -1,0 +1,142 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+	"github.com/dezai/uredis-backup-operator/internal/cloud"
+)
+
+// This file declares every way an attempt can fail, once: the reason on the
+// Ready condition, who can end the failure, how it is retried and whether it
+// is found before any call to the cloud API. summarize (outcome.go) reads
+// nothing else to decide conditions and retries.
+
+// failureClass says who or what can end a failure.
+type failureClass int
+
+const (
+	// transient: retrying may fix it without anyone's help. While a valid
+	// link exists the resource stays Ready (RefreshFailing); otherwise
+	// Reconciling=True.
+	transient failureClass = iota
+	// waitingOnUser: only a change the operator watches ends it (the
+	// credentials Secret, a clashing Secret, the spec). Stalled=True.
+	waitingOnUser
+	// stalled: the provider or the operator's configuration refused, and
+	// what would change that is not watched (account permissions, namespace
+	// labels). Stalled=True, retried slowly.
+	stalled
+)
+
+// retryPolicy says when the next attempt after a failure happens.
+type retryPolicy int
+
+const (
+	// retryWithBackoff: TransientBackoff, capped while a link is still valid
+	// by a fraction of the time it has left (schedule.Policy.RetryDelay).
+	retryWithBackoff retryPolicy = iota
+	// retrySlowly: PermanentBackoff.
+	retrySlowly
+	// retryOnChange: no timed retry; a watch event (or a spec change)
+	// brings the resource back.
+	retryOnChange
+)
+
+// failureKind is what is known about one failure reason.
+type failureKind struct {
+	class failureClass
+	retry retryPolicy
+	// beforeAnyCall: found before the cloud API is called, so looking again
+	// on any event costs no quota.
+	beforeAnyCall bool
+	// retryOnCredentialsChange: new credentials (a changed Secret) are
+	// tried at once instead of waiting for the slow retry.
+	retryOnCredentialsChange bool
+}
+
+// failureKinds holds every failure reason of the Ready condition.
+var failureKinds = map[string]failureKind{
+	uredisv1alpha1.ReasonProviderUnavailable: {class: transient, retry: retryWithBackoff},
+	uredisv1alpha1.ReasonLinkTooShort:        {class: transient, retry: retryWithBackoff},
+	uredisv1alpha1.ReasonNoBackupFound:       {class: transient, retry: retryWithBackoff},
+
+	uredisv1alpha1.ReasonCredentialsNotFound:   {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
+	uredisv1alpha1.ReasonCredentialsKeyMissing: {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
+	uredisv1alpha1.ReasonCredentialsValueEmpty: {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
+	uredisv1alpha1.ReasonSecretConflict:        {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
+
+	// Namespace labels are not watched: look again now and then.
+	uredisv1alpha1.ReasonCredentialsNotAllowed: {class: stalled, retry: retrySlowly, beforeAnyCall: true},
+	uredisv1alpha1.ReasonCredentialsRejected:   {class: stalled, retry: retrySlowly, retryOnCredentialsChange: true},
+	uredisv1alpha1.ReasonProviderRejected:      {class: stalled, retry: retrySlowly, retryOnCredentialsChange: true},
+}
+
+// kindOf returns the failureKind of a Ready reason; ok is false for reasons
+// that are not failures (Refreshed, RefreshFailing, LinkExpired).
+func kindOf(reason string) (failureKind, bool) {
+	kind, ok := failureKinds[reason]
+	return kind, ok
+}
+
+// failureError is a failure the controller itself found, carrying its
+// Ready reason. Its message is safe for conditions and events: it names
+// keys and objects, never a value.
+type failureError struct {
+	reason  string
+	message string
+}
+
+func (e *failureError) Error() string { return e.message }
+
+func newFailure(reason, format string, args ...any) *failureError {
+	return &failureError{reason: reason, message: fmt.Sprintf(format, args...)}
+}
+
+func newConflictError(export *uredisv1alpha1.RedisBackupExport) *failureError {
+	return newFailure(uredisv1alpha1.ReasonSecretConflict,
+		"Secret %q already exists and is not managed by this RedisBackupExport; it is left untouched: delete it or set spec.target.name to another name",
+		export.TargetSecretName())
+}
+
+func newLinkTooShortError(lifetime, minimum time.Duration) *failureError {
+	return newFailure(uredisv1alpha1.ReasonLinkTooShort,
+		"the API returned a link valid for %s, less than the minimum useful lifetime of %s", lifetime, minimum)
+}
+
+func newNoBackupError(groupID string, backupType uredisv1alpha1.BackupType) *failureError {
+	return newFailure(uredisv1alpha1.ReasonNoBackupFound, "instance %q has no successful backup of type %s", groupID, backupType)
+}
+
+// reasonFor maps an attempt's error to its Ready reason. Which cloud errors
+// mean what is the cloud client's knowledge (cloud.CredentialsRejected,
+// cloud.Classify).
+func reasonFor(err error) string {
+	var failure *failureError
+	switch {
+	case errors.As(err, &failure):
+		return failure.reason
+	case cloud.CredentialsRejected(err):
+		return uredisv1alpha1.ReasonCredentialsRejected
+	case cloud.Classify(err) == cloud.Permanent:
+		return uredisv1alpha1.ReasonProviderRejected
+	default:
+		return uredisv1alpha1.ReasonProviderUnavailable
+	}
+}
+
+// errCacheLagging: our own Secret exists but the cache has not seen it yet.
+var errCacheLagging = errors.New("the target Secret exists but is not in the cache yet")
+
+// isKubernetesAPIError reports errors from the API server (conflicts,
+// outages) and a cache that lags behind our own writes: they end the
+// reconcile without a status write, and the controller's rate-limited
+// requeue retries.
+func isKubernetesAPIError(err error) bool {
+	var status apierrors.APIStatus
+	return errors.As(err, &status) || errors.Is(err, errCacheLagging)
+}

@@ -1,0 +1,252 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/schedule"
+)
+
+// attempt is what one reconcile found and did: a new link, a failure, or
+// neither (nothing was due).
+type attempt struct {
+	now time.Time
+	// jitter is a random number in [0, 1) for this attempt's timing.
+	jitter float64
+	// link and backupID are set when a refresh succeeded and was written.
+	link     *cloud.BackupLink
+	backupID string
+	// err is set when a refresh failed.
+	err error
+}
+
+// outcomes turns attempts into status. It is the one place that decides
+// conditions, status fields and the requeue, so that success, failure and
+// waiting can never disagree; it reads no clock and draws no random number.
+type outcomes struct {
+	policy    schedule.Policy
+	transient schedule.Backoff
+	permanent schedule.Backoff
+}
+
+// summarize records a into export's status and returns how long to wait
+// before the next visit (0: only an event brings the resource back).
+func (o outcomes) summarize(export *uredisv1alpha1.RedisBackupExport, a attempt) time.Duration {
+	// Written out before observedGeneration moves, which older statuses
+	// used for it.
+	export.Status.LinkGeneration = linkGeneration(export.Status)
+	switch {
+	case a.link != nil:
+		o.succeeded(export, a)
+	case a.err != nil:
+		o.failed(export, a)
+	default:
+		markExpired(export, a.now)
+	}
+	// The kstatus convention: the generation this attempt finished with,
+	// whatever its outcome.
+	export.Status.ObservedGeneration = export.Generation
+	setProgressConditions(export)
+	return requeueAfter(export, a.now)
+}
+
+// succeeded records a new link.
+func (o outcomes) succeeded(export *uredisv1alpha1.RedisBackupExport, a attempt) {
+	link := a.link
+	next := o.policy.RefreshTime(link.ObtainedAt, link.ExpiresAt, refreshBefore(export.Spec), a.jitter)
+	st := &export.Status
+	st.BackupID = a.backupID
+	st.BackupPath = link.URL
+	st.ExpiresAt = timePtr(link.ExpiresAt)
+	st.LastRefreshTime = timePtr(link.ObtainedAt)
+	st.NextRefreshTime = timePtr(next)
+	st.SecretName = export.TargetSecretName()
+	st.LinkGeneration = export.Generation
+	st.FailureCount = 0
+	st.LastFailureTime = nil
+	message := fmt.Sprintf("Secret %q holds a link valid until %s; next refresh at %s",
+		st.SecretName, formatTime(link.ExpiresAt), formatTime(next))
+	if link.Field == cloud.FieldBackupURL {
+		message += "; the link is the API's BackupURL field, as BackupPath held no usable link"
+	}
+	setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed, message)
+}
+
+// failed records a failed attempt and plans the retry. A link still valid
+// for the current spec keeps the resource Ready when the failure is
+// transient: consumers can go on using it, and the condition says that
+// refreshing is failing. Once that link has expired, the condition says so.
+func (o outcomes) failed(export *uredisv1alpha1.RedisBackupExport, a attempt) {
+	reason := reasonFor(a.err)
+	kind, _ := kindOf(reason)
+	st := &export.Status
+	st.FailureCount++
+	st.LastFailureTime = timePtr(a.now)
+	st.NextRefreshTime = nil
+	retryAt := o.retryAt(export, kind, a)
+	if !retryAt.IsZero() {
+		st.NextRefreshTime = timePtr(retryAt)
+	}
+	message := failureMessage(a.err, reason, retryAt)
+	switch state := linkStateAt(export, a.now); {
+	case kind.class != transient:
+		setReady(export, metav1.ConditionFalse, reason, message)
+	case state == linkValid:
+		setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing,
+			fmt.Sprintf("the current link stays valid until %s, but refreshing it failed: %s", formatTime(st.ExpiresAt.Time), message))
+	case state == linkExpired:
+		setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired,
+			fmt.Sprintf("the link in Secret %q expired at %s and refreshing it failed: %s", st.SecretName, formatTime(st.ExpiresAt.Time), message))
+	default:
+		setReady(export, metav1.ConditionFalse, reason, message)
+	}
+}
+
+// retryAt plans the next attempt after a failure of kind; zero when only an
+// event should bring one.
+func (o outcomes) retryAt(export *uredisv1alpha1.RedisBackupExport, kind failureKind, a attempt) time.Time {
+	failures := export.Status.FailureCount // already counts this failure
+	switch kind.retry {
+	case retryWithBackoff:
+		delay := o.transient.Delay(failures, a.jitter)
+		if linkStateAt(export, a.now) == linkValid {
+			delay = o.policy.RetryDelay(delay, export.Status.ExpiresAt.Sub(a.now))
+		}
+		return a.now.Add(delay)
+	case retrySlowly:
+		return a.now.Add(o.permanent.Delay(failures, a.jitter))
+	default:
+		return time.Time{}
+	}
+}
+
+// requeueAfter is the wait until the planned attempt, but while a link is
+// valid no later than a second after its expiry, so that the status turns
+// the moment the link stops working, whatever the plan.
+func requeueAfter(export *uredisv1alpha1.RedisBackupExport, now time.Time) time.Duration {
+	var wait time.Duration
+	if next := export.Status.NextRefreshTime; next != nil {
+		wait = max(next.Sub(now), time.Second)
+	}
+	if linkStateAt(export, now) == linkValid {
+		if untilExpiry := export.Status.ExpiresAt.Sub(now) + time.Second; wait == 0 || untilExpiry < wait {
+			wait = untilExpiry
+		}
+	}
+	return wait
+}
+
+// markExpired turns a Ready resource whose link has expired, while a retry
+// is still pending, into Ready=False. It reports whether it changed anything.
+func markExpired(export *uredisv1alpha1.RedisBackupExport, now time.Time) bool {
+	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+	if ready == nil || ready.Status != metav1.ConditionTrue || linkStateAt(export, now) != linkExpired {
+		return false
+	}
+	st := export.Status
+	setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired,
+		fmt.Sprintf("the link in Secret %q expired at %s and no new one has been obtained yet", st.SecretName, formatTime(st.ExpiresAt.Time)))
+	return true
+}
+
+type linkState int
+
+const (
+	noLink linkState = iota
+	linkValid
+	linkExpired
+)
+
+// linkStateAt tells whether status holds a link for the current spec and
+// whether it is still valid at now.
+func linkStateAt(export *uredisv1alpha1.RedisBackupExport, now time.Time) linkState {
+	switch {
+	case !linkForCurrentSpec(export):
+		return noLink
+	case now.Before(export.Status.ExpiresAt.Time):
+		return linkValid
+	default:
+		return linkExpired
+	}
+}
+
+func linkForCurrentSpec(export *uredisv1alpha1.RedisBackupExport) bool {
+	st := export.Status
+	return st.BackupPath != "" && st.ExpiresAt != nil && linkGeneration(st) == export.Generation
+}
+
+// linkGeneration is the generation the current link was obtained for.
+// Statuses written before status.linkGeneration existed recorded it in
+// observedGeneration, which then moved only on success.
+func linkGeneration(st uredisv1alpha1.RedisBackupExportStatus) int64 {
+	if st.LinkGeneration == 0 && st.BackupPath != "" {
+		return st.ObservedGeneration
+	}
+	return st.LinkGeneration
+}
+
+// setProgressConditions derives Reconciling and Stalled from Ready, in the
+// "abnormal-true" style kstatus, Flux and Argo CD health checks read: both
+// are absent while Ready is True.
+func setProgressConditions(export *uredisv1alpha1.RedisBackupExport) {
+	conditions := &export.Status.Conditions
+	ready := meta.FindStatusCondition(*conditions, uredisv1alpha1.ConditionReady)
+	if ready == nil || ready.Status == metav1.ConditionTrue {
+		meta.RemoveStatusCondition(conditions, uredisv1alpha1.ConditionReconciling)
+		meta.RemoveStatusCondition(conditions, uredisv1alpha1.ConditionStalled)
+		return
+	}
+	set, clear := uredisv1alpha1.ConditionReconciling, uredisv1alpha1.ConditionStalled
+	if kind, ok := kindOf(ready.Reason); ok && kind.class != transient {
+		set, clear = clear, set
+	}
+	meta.RemoveStatusCondition(conditions, clear)
+	meta.SetStatusCondition(conditions, metav1.Condition{
+		Type: set, Status: metav1.ConditionTrue, Reason: ready.Reason, Message: ready.Message, ObservedGeneration: export.Generation,
+	})
+}
+
+// maxErrorText bounds the error text put in a condition: a provider's
+// message can be long (a condition message is capped at 32 KiB, and a status
+// patch that exceeds it would fail and lose the failure's bookkeeping).
+const maxErrorText = 1024
+
+func failureMessage(err error, reason string, retryAt time.Time) string {
+	message := truncate(err.Error(), maxErrorText)
+	if code, ok := cloud.RetCodeOf(err); ok && reason == uredisv1alpha1.ReasonCredentialsRejected {
+		message = fmt.Sprintf("%s; RetCode %d means the credentials were refused: check the key pair (and token) in the credentials Secret", message, code)
+	} else if ok && reason == uredisv1alpha1.ReasonProviderRejected {
+		message = fmt.Sprintf("%s; RetCode %d is not retried quickly: fix the spec, the credentials or the account's permissions", message, code)
+	}
+	if !retryAt.IsZero() {
+		message += "; next attempt at " + formatTime(retryAt)
+	}
+	return message
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func setReady(export *uredisv1alpha1.RedisBackupExport, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&export.Status.Conditions, metav1.Condition{
+		Type:               uredisv1alpha1.ConditionReady,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: export.Generation,
+	})
+}
+
+func timePtr(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t.UTC().Truncate(time.Second))
+	return &mt
+}

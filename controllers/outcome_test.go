@@ -1,0 +1,358 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/schedule"
+)
+
+var now = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+// testOutcomes: transient retries from 5 s doubling to 5 min, permanent
+// ones from 5 min; jitter 0.999999 makes a backoff delay its full value
+// less a second of truncation.
+var testOutcomes = outcomes{
+	policy:    schedule.DefaultPolicy(),
+	transient: schedule.Backoff{Base: 5 * time.Second, Max: 5 * time.Minute},
+	permanent: schedule.Backoff{Base: 5 * time.Minute, Max: time.Hour},
+}
+
+const fullJitter = 0.999999
+
+// exportWithLink is a Ready resource at generation 1 whose link expires in
+// an hour, after two failed attempts.
+func exportWithLink() *uredisv1alpha1.RedisBackupExport {
+	export := &uredisv1alpha1.RedisBackupExport{
+		ObjectMeta: metav1.ObjectMeta{Name: "e", Namespace: "ns", UID: "uid-1", Generation: 1},
+		Spec: uredisv1alpha1.RedisBackupExportSpec{BackupID: "b", Region: "r", Target: uredisv1alpha1.TargetSecret{
+			Name: "target", Labels: map[string]string{"app": "restore"},
+		}},
+		Status: uredisv1alpha1.RedisBackupExportStatus{
+			BackupID:           "b",
+			BackupPath:         "https://old.example.com/x",
+			ExpiresAt:          timePtr(now.Add(time.Hour)),
+			NextRefreshTime:    timePtr(now.Add(40 * time.Minute)),
+			SecretName:         "target",
+			ObservedGeneration: 1,
+			LinkGeneration:     1,
+			FailureCount:       2,
+		},
+	}
+	setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed, "fresh")
+	return export
+}
+
+var (
+	outage       = &cloud.HTTPStatusError{Action: "DescribeURedisBackupURL", StatusCode: 503}
+	refused      = &cloud.APIError{Action: "DescribeURedisBackupURL", RetCode: 20003, Message: "failed to get info"}
+	badSignature = &cloud.APIError{Action: "DescribeURedisBackupURL", RetCode: 171, Message: "signature error"}
+)
+
+func expiresIn(d time.Duration) func(*uredisv1alpha1.RedisBackupExport) {
+	return func(e *uredisv1alpha1.RedisBackupExport) { e.Status.ExpiresAt = timePtr(now.Add(d)) }
+}
+
+// TestSummarize covers every path through summarize: the conditions, the
+// planned attempt and the requeue come from one place.
+func TestSummarize(t *testing.T) {
+	newSpec := func(e *uredisv1alpha1.RedisBackupExport) { e.Generation = 2 }
+	tests := []struct {
+		name       string
+		mutate     func(*uredisv1alpha1.RedisBackupExport)
+		err        error
+		wantReady  string // status/reason
+		wantStatus string // the other condition set, "" for none
+		wantNext   time.Duration
+		wantWait   time.Duration
+	}{{
+		name:      "nothing due, valid link: wait for the planned refresh",
+		wantReady: "True/Refreshed", wantNext: 40 * time.Minute, wantWait: 40 * time.Minute,
+	}, {
+		name:      "nothing due, the planned retry is after the expiry: wake a second after it",
+		mutate:    func(e *uredisv1alpha1.RedisBackupExport) { e.Status.NextRefreshTime = timePtr(now.Add(2 * time.Hour)) },
+		wantReady: "True/Refreshed", wantNext: 2 * time.Hour, wantWait: time.Hour + time.Second,
+	}, {
+		name:      "nothing due, link expired: Ready turns False, the Secret is left alone",
+		mutate:    expiresIn(0),
+		wantReady: "False/LinkExpired", wantStatus: "Reconciling", wantNext: 40 * time.Minute, wantWait: 40 * time.Minute,
+	}, {
+		name:      "outage, link valid for an hour: the backoff as it is",
+		err:       outage,
+		wantReady: "True/RefreshFailing", wantNext: 19 * time.Second, wantWait: 19 * time.Second,
+	}, {
+		name:      "outage, 20 s left: a quarter of the time left, not the 19 s backoff",
+		mutate:    expiresIn(20 * time.Second),
+		err:       outage,
+		wantReady: "True/RefreshFailing", wantNext: 5 * time.Second, wantWait: 5 * time.Second,
+	}, {
+		name:      "outage, a second left: the one-second floor",
+		mutate:    expiresIn(time.Second),
+		err:       outage,
+		wantReady: "True/RefreshFailing", wantNext: time.Second, wantWait: time.Second,
+	}, {
+		name:      "outage after the expiry: LinkExpired and the full backoff",
+		mutate:    expiresIn(-time.Second),
+		err:       outage,
+		wantReady: "False/LinkExpired", wantStatus: "Reconciling", wantNext: 19 * time.Second, wantWait: 19 * time.Second,
+	}, {
+		name:      "outage, link of an older spec: not Ready, the uncapped backoff",
+		mutate:    newSpec,
+		err:       outage,
+		wantReady: "False/ProviderUnavailable", wantStatus: "Reconciling", wantNext: 19 * time.Second, wantWait: 19 * time.Second,
+	}, {
+		name:      "refused for good: Stalled, the slow retry, capped at the expiry for the wake-up",
+		err:       refused,
+		wantReady: "False/ProviderRejected", wantStatus: "Stalled", wantNext: 19*time.Minute + 59*time.Second, wantWait: 19*time.Minute + 59*time.Second,
+	}, {
+		name:      "refused for good, 10 min left: the slow retry; the expiry wakes it first",
+		mutate:    expiresIn(10 * time.Minute),
+		err:       refused,
+		wantReady: "False/ProviderRejected", wantStatus: "Stalled", wantNext: 19*time.Minute + 59*time.Second, wantWait: 10*time.Minute + time.Second,
+	}, {
+		name:      "credentials rejected: Stalled, the slow retry",
+		mutate:    newSpec,
+		err:       badSignature,
+		wantReady: "False/CredentialsRejected", wantStatus: "Stalled", wantNext: 19*time.Minute + 59*time.Second, wantWait: 19*time.Minute + 59*time.Second,
+	}, {
+		name:      "credentials missing: no timed retry, only the expiry wakes it",
+		err:       newFailure(uredisv1alpha1.ReasonCredentialsNotFound, "credentials Secret %q not found", "c"),
+		wantReady: "False/CredentialsNotFound", wantStatus: "Stalled", wantWait: time.Hour + time.Second,
+	}, {
+		name:      "Secret clash without a link: nothing but an event brings it back",
+		mutate:    newSpec,
+		err:       newFailure(uredisv1alpha1.ReasonSecretConflict, "clash"),
+		wantReady: "False/SecretConflict", wantStatus: "Stalled",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			export := exportWithLink()
+			if tt.mutate != nil {
+				tt.mutate(export)
+			}
+			wait := testOutcomes.summarize(export, attempt{now: now, jitter: fullJitter, err: tt.err})
+			st := export.Status
+			ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
+			if got := string(ready.Status) + "/" + ready.Reason; got != tt.wantReady {
+				t.Errorf("Ready = %s (%s), want %s", got, ready.Message, tt.wantReady)
+			}
+			for _, other := range []string{uredisv1alpha1.ConditionReconciling, uredisv1alpha1.ConditionStalled} {
+				if set := meta.IsStatusConditionTrue(st.Conditions, other); set != (other == tt.wantStatus) {
+					t.Errorf("%s=%v, want it set only for %q", other, set, tt.wantStatus)
+				}
+			}
+			var next time.Duration
+			if st.NextRefreshTime != nil {
+				next = st.NextRefreshTime.Sub(now)
+			}
+			if next != tt.wantNext || wait != tt.wantWait {
+				t.Errorf("next attempt in %v, requeue after %v; want %v and %v", next, wait, tt.wantNext, tt.wantWait)
+			}
+			if st.ObservedGeneration != export.Generation || ready.ObservedGeneration != export.Generation {
+				t.Errorf("observedGeneration %d (Ready's %d), want %d whatever the outcome", st.ObservedGeneration, ready.ObservedGeneration, export.Generation)
+			}
+			if st.BackupPath != "https://old.example.com/x" || st.LinkGeneration != 1 {
+				t.Errorf("the last good link and its generation must be kept: %q at %d", st.BackupPath, st.LinkGeneration)
+			}
+			if tt.err != nil && (st.FailureCount != 3 || !st.LastFailureTime.Time.Equal(now)) {
+				t.Errorf("failure bookkeeping: count %d, last %v", st.FailureCount, st.LastFailureTime)
+			}
+			if tt.err != nil && tt.wantNext > 0 && !strings.Contains(ready.Message, "next attempt at "+formatTime(now.Add(tt.wantNext))) {
+				t.Errorf("message %q does not say when the next attempt is", ready.Message)
+			}
+		})
+	}
+}
+
+func TestSummarizeSuccess(t *testing.T) {
+	for _, field := range []string{cloud.FieldBackupPath, cloud.FieldBackupURL} {
+		export := exportWithLink()
+		export.Generation = 2
+		setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonProviderRejected, "refused")
+		link := &cloud.BackupLink{Link: cloud.Link{URL: "https://new.example.com/x", ExpiresAt: now.Add(time.Hour)}, ObtainedAt: now, Field: field}
+		wait := testOutcomes.summarize(export, attempt{now: now, jitter: 0, link: link, backupID: "b2"})
+		st := export.Status
+		if st.BackupID != "b2" || st.FailureCount != 0 || st.LastFailureTime != nil || st.BackupPath != link.URL || st.SecretName != "target" {
+			t.Fatalf("unexpected status %+v", st)
+		}
+		if st.ObservedGeneration != 2 || st.LinkGeneration != 2 {
+			t.Errorf("observedGeneration %d, linkGeneration %d; want 2 and 2", st.ObservedGeneration, st.LinkGeneration)
+		}
+		// A third of the hour before expiry, without jitter.
+		if wait != 40*time.Minute || !st.NextRefreshTime.Time.Equal(now.Add(40*time.Minute)) {
+			t.Errorf("requeue %v, next refresh %v; want 40m", wait, st.NextRefreshTime)
+		}
+		ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
+		if ready.Status != metav1.ConditionTrue || ready.Reason != uredisv1alpha1.ReasonRefreshed || len(st.Conditions) != 1 {
+			t.Fatalf("conditions %+v", st.Conditions)
+		}
+		if mentions := strings.Contains(ready.Message, "BackupURL"); mentions != (field == cloud.FieldBackupURL) {
+			t.Errorf("from %s: message %q", field, ready.Message)
+		}
+	}
+}
+
+// TestOutageAcrossTheExpiry walks one resource through an outage that
+// starts with an hour-long link, with the transient backoff grown to its
+// maximum: every visit is planned before the expiry, the retries get
+// denser as it approaches, and the first visit at or after it says
+// LinkExpired.
+func TestOutageAcrossTheExpiry(t *testing.T) {
+	o := testOutcomes
+	export := exportWithLink()
+	export.Status.FailureCount = 30 // the backoff is at its 5 min maximum
+	expiry := export.Status.ExpiresAt.Time
+	at, visits := now.Add(50*time.Minute), 0
+	for ; at.Before(expiry); visits++ {
+		wait := o.summarize(export, attempt{now: at, jitter: fullJitter, err: outage})
+		ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+		if ready.Reason != uredisv1alpha1.ReasonRefreshFailing {
+			t.Fatalf("at %v: Ready %s/%s before the expiry", at, ready.Status, ready.Reason)
+		}
+		if left := expiry.Sub(at); wait > max(left/4, time.Second) {
+			t.Fatalf("at %v (%v left) the next visit is in %v, more than a quarter of that", at, left, wait)
+		}
+		at = at.Add(wait)
+	}
+	if at.After(expiry.Add(time.Second)) {
+		t.Fatalf("the first visit after the expiry came at %v, later than a second after %v", at, expiry)
+	}
+	if visits < 10 {
+		t.Errorf("only %d attempts in the last 10 minutes of the link", visits)
+	}
+	o.summarize(export, attempt{now: at, jitter: fullJitter, err: outage})
+	if ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady); ready.Reason != uredisv1alpha1.ReasonLinkExpired {
+		t.Fatalf("after the expiry: Ready %s/%s", ready.Status, ready.Reason)
+	}
+}
+
+func TestReasonFor(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{newFailure(uredisv1alpha1.ReasonCredentialsNotFound, "x"), uredisv1alpha1.ReasonCredentialsNotFound},
+		{fmt.Errorf("wrapped: %w", newConflictError(exportWithLink())), uredisv1alpha1.ReasonSecretConflict},
+		{newLinkTooShortError(time.Second, time.Minute), uredisv1alpha1.ReasonLinkTooShort},
+		{newNoBackupError("g", uredisv1alpha1.BackupTypeAny), uredisv1alpha1.ReasonNoBackupFound},
+		{&cloud.APIError{RetCode: 170}, uredisv1alpha1.ReasonCredentialsRejected},
+		{&cloud.APIError{RetCode: 172}, uredisv1alpha1.ReasonCredentialsRejected},
+		{&cloud.APIError{RetCode: 174}, uredisv1alpha1.ReasonCredentialsRejected},
+		{&cloud.APIError{RetCode: 299}, uredisv1alpha1.ReasonProviderRejected},
+		{fmt.Errorf("wrapped: %w", refused), uredisv1alpha1.ReasonProviderRejected},
+		{&cloud.HTTPStatusError{StatusCode: 403}, uredisv1alpha1.ReasonProviderRejected},
+		{&cloud.APIError{RetCode: 153}, uredisv1alpha1.ReasonProviderUnavailable},
+		{&cloud.HTTPStatusError{StatusCode: 502}, uredisv1alpha1.ReasonProviderUnavailable},
+		{&cloud.TransportError{Err: errors.New("connection refused")}, uredisv1alpha1.ReasonProviderUnavailable},
+		{&cloud.ResponseError{Reason: "neither BackupPath nor BackupURL holds a usable link"}, uredisv1alpha1.ReasonProviderUnavailable},
+	}
+	for _, tt := range tests {
+		if got := reasonFor(tt.err); got != tt.want {
+			t.Errorf("reasonFor(%v) = %s, want %s", tt.err, got, tt.want)
+		}
+		if _, ok := kindOf(reasonFor(tt.err)); !ok {
+			t.Errorf("reason %s is not declared in failureKinds", reasonFor(tt.err))
+		}
+	}
+}
+
+// TestEveryReasonIsDeclared: each Ready reason is either a failure in
+// failureKinds or one of the three link states, never both.
+func TestEveryReasonIsDeclared(t *testing.T) {
+	linkStates := []string{uredisv1alpha1.ReasonRefreshed, uredisv1alpha1.ReasonRefreshFailing, uredisv1alpha1.ReasonLinkExpired}
+	for _, reason := range linkStates {
+		if _, ok := kindOf(reason); ok {
+			t.Errorf("%s describes the link, not a failure", reason)
+		}
+	}
+	if len(failureKinds) != 10 {
+		t.Errorf("%d failure reasons declared; a new one needs its row in failureKinds, the README and this test", len(failureKinds))
+	}
+	for reason, kind := range failureKinds {
+		if kind.class == transient && kind.retry != retryWithBackoff {
+			t.Errorf("%s: transient failures retry with the transient backoff", reason)
+		}
+		if kind.retryOnCredentialsChange && kind.retry != retrySlowly {
+			t.Errorf("%s: an early retry on new credentials only matters for slow retries", reason)
+		}
+	}
+}
+
+func TestRejectedMessageCarriesTheRetCode(t *testing.T) {
+	export := exportWithLink()
+	testOutcomes.summarize(export, attempt{now: now, err: badSignature})
+	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+	for _, want := range []string{"RetCode 171", "signature error", "credentials were refused"} {
+		if !strings.Contains(ready.Message, want) {
+			t.Errorf("message %q lacks %q", ready.Message, want)
+		}
+	}
+}
+
+func TestProgressConditions(t *testing.T) {
+	tests := []struct {
+		readyStatus    metav1.ConditionStatus
+		reason         string
+		wantType       string
+		wantAbsentType string
+	}{
+		{metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed, "", ""},
+		{metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing, "", ""},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonProviderRejected, uredisv1alpha1.ConditionStalled, uredisv1alpha1.ConditionReconciling},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonCredentialsNotFound, uredisv1alpha1.ConditionStalled, uredisv1alpha1.ConditionReconciling},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonSecretConflict, uredisv1alpha1.ConditionStalled, uredisv1alpha1.ConditionReconciling},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonProviderUnavailable, uredisv1alpha1.ConditionReconciling, uredisv1alpha1.ConditionStalled},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired, uredisv1alpha1.ConditionReconciling, uredisv1alpha1.ConditionStalled},
+	}
+	for _, tt := range tests {
+		export := exportWithLink()
+		// Start from the opposite state to prove stale conditions are removed.
+		meta.SetStatusCondition(&export.Status.Conditions, metav1.Condition{Type: uredisv1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: "Old"})
+		meta.SetStatusCondition(&export.Status.Conditions, metav1.Condition{Type: uredisv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "Old"})
+		setReady(export, tt.readyStatus, tt.reason, "m")
+		setProgressConditions(export)
+		conditions := export.Status.Conditions
+		if tt.wantType == "" {
+			if len(conditions) != 1 {
+				t.Errorf("%s: want only Ready, got %+v", tt.reason, conditions)
+			}
+			continue
+		}
+		got := meta.FindStatusCondition(conditions, tt.wantType)
+		if got == nil || got.Status != metav1.ConditionTrue || got.Reason != tt.reason {
+			t.Errorf("%s: %s = %+v", tt.reason, tt.wantType, got)
+		}
+		if meta.FindStatusCondition(conditions, tt.wantAbsentType) != nil {
+			t.Errorf("%s: %s must be removed", tt.reason, tt.wantAbsentType)
+		}
+	}
+}
+
+func TestLinkGenerationOfOlderStatuses(t *testing.T) {
+	st := uredisv1alpha1.RedisBackupExportStatus{BackupPath: "https://x", ObservedGeneration: 3}
+	if linkGeneration(st) != 3 {
+		t.Errorf("a status written before linkGeneration existed keeps its link for generation 3")
+	}
+	st.LinkGeneration = 2
+	if linkGeneration(st) != 2 {
+		t.Errorf("linkGeneration wins once written")
+	}
+
+	// An older status, then a spec edit the API refuses: the link stays the
+	// one of generation 1 although observedGeneration moves to 2.
+	export := exportWithLink()
+	export.Status.LinkGeneration = 0
+	export.Generation = 2
+	testOutcomes.summarize(export, attempt{now: now, err: refused})
+	if export.Status.ObservedGeneration != 2 || linkGeneration(export.Status) != 1 {
+		t.Errorf("observedGeneration %d, link generation %d; want 2 and 1", export.Status.ObservedGeneration, linkGeneration(export.Status))
+	}
+}
