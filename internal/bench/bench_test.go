@@ -29,6 +29,10 @@ func TestPipeline(t *testing.T) {
 	cfg.Soak, cfg.SoakLinkLifetime, cfg.SoakRefreshBefore = 12*time.Second, 5*time.Second, 2*time.Second
 	cfg.SoakFlags = []string{"--refresh-min-margin=2s", "--min-link-lifetime=4s"}
 	cfg.MemoryN, cfg.Unrelated, cfg.UnrelatedSize, cfg.MemorySettle = []int{n}, 20, 1<<10, 0
+	// Five tenant namespaces with one resource each; the memory figure's
+	// 20 resources spread over five namespaces, four each.
+	const tenants = 5
+	cfg.Tenants, cfg.MemoryTenants = tenants, tenants
 	cfg.LogLevel, cfg.Output, cfg.Command = "error", "", "go test"
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -38,13 +42,16 @@ func TestPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for name, fig := range map[string]SyncFigure{"raised": res.FirstSync, "defaults": res.Defaults, "latency": res.Latency} {
+	for name, fig := range map[string]SyncFigure{"raised": res.FirstSync, "defaults": res.Defaults, "latency": res.Latency, "tenants": res.Tenants} {
 		if len(fig.Runs) != 1 {
 			t.Fatalf("%s: %d runs, want 1", name, len(fig.Runs))
 		}
-		run := fig.Runs[0]
-		if run.Calls != n {
-			t.Errorf("%s: %d API calls on first sync, want exactly %d", name, run.Calls, n)
+		run, want := fig.Runs[0], n
+		if name == "tenants" {
+			want = tenants
+		}
+		if run.Calls != want {
+			t.Errorf("%s: %d API calls on first sync, want exactly %d", name, run.Calls, want)
 		}
 		if run.Total <= 0 || run.P50 <= 0 || run.P50 > run.P99 || run.P99 > run.Total {
 			t.Errorf("%s: inconsistent times: total %v, p50 %v, p99 %v", name, run.Total, run.P50, run.P99)
@@ -73,8 +80,8 @@ func TestPipeline(t *testing.T) {
 		t.Errorf("soak: herd %d, first sync peak %d of %d resources", s.Herd, s.FirstSyncPeak, n)
 	}
 
-	if len(res.Memory) != 2 {
-		t.Fatalf("memory: %d results, want with and without unrelated Secrets", len(res.Memory))
+	if len(res.Memory) != 3 {
+		t.Fatalf("memory: %d results, want with and without unrelated Secrets, and spread over namespaces", len(res.Memory))
 	}
 	for _, m := range res.Memory {
 		if !m.AllReady || m.RSS == 0 || m.PeakHeap == 0 {
@@ -84,9 +91,12 @@ func TestPipeline(t *testing.T) {
 	if res.Memory[0].Unrelated != 0 || res.Memory[1].Unrelated != cfg.Unrelated {
 		t.Errorf("memory: unrelated Secrets %d then %d, want 0 then %d", res.Memory[0].Unrelated, res.Memory[1].Unrelated, cfg.Unrelated)
 	}
+	if spread := res.Memory[2]; spread.Namespaces != tenants || spread.Unrelated != 0 {
+		t.Errorf("memory: the spread run covered %d namespaces (unrelated Secrets %d), want %d (none)", spread.Namespaces, spread.Unrelated, tenants)
+	}
 
 	section := Section(res)
-	for _, heading := range []string{"## 20 resources", "### Goals", "### 1.", "### 2.", "### 3.", "### 4.", "### 5.", "### 6.", "### 7."} {
+	for _, heading := range []string{"## 20 resources", "### Goals", "### 1.", "### 2.", "### 3.", "### 4.", "### 5.", "### 6.", "### 7.", "### 8."} {
 		if !strings.Contains(section, heading) {
 			t.Errorf("the report lacks %q", heading)
 		}

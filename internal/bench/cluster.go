@@ -27,6 +27,9 @@ const (
 	managedByValue  = "uredis-backup-operator"
 )
 
+// resourceKey identifies a resource across namespaces in the figures.
+func resourceKey(namespace, name string) string { return namespace + "/" + name }
+
 // resourceName and backupID name the i-th resource and its backup.
 func resourceName(i int) string { return fmt.Sprintf("rbe-%05d", i) }
 func backupID(i int) string     { return fmt.Sprintf("bench-backup-%05d", i) }
@@ -65,7 +68,8 @@ func (h *Harness) createNamespace(ctx context.Context, purpose string) (string, 
 type creation struct {
 	// Start is when the first write (the credentials Secret) was sent.
 	Start time.Time
-	// CreatedAt is, per resource name, when its Create call returned.
+	// CreatedAt is, per resource (resourceKey), when its Create call
+	// returned.
 	CreatedAt map[string]time.Time
 }
 
@@ -86,7 +90,7 @@ func (h *Harness) createResources(ctx context.Context, ns string, n int, refresh
 		}
 		created := time.Now()
 		mu.Lock()
-		out.CreatedAt[export.Name] = created
+		out.CreatedAt[resourceKey(ns, export.Name)] = created
 		mu.Unlock()
 		if each != nil {
 			return each(ctx, export)

@@ -25,6 +25,11 @@ type Config struct {
 	// Their run is paced by --api-qps 10, so it takes N/10 seconds and one
 	// run says it all; more can be asked for.
 	DefaultsRepeats int
+	// Tenants is the number of tenant namespaces (each with its own
+	// credentials Secret and one resource) of the many-tenant first sync;
+	// MemoryTenants the namespaces the resources of the many-tenant memory
+	// figure are spread over. 0 skips them.
+	Tenants, MemoryTenants int
 	// Concurrency of the harness's writers that create the resources.
 	Concurrency int
 	// FloorWorkers do the floor's per-resource work, as the operator's
@@ -76,6 +81,8 @@ func DefaultConfig(n int) Config {
 		N:               n,
 		Repeats:         3,
 		DefaultsRepeats: 1,
+		Tenants:         1000,
+		MemoryTenants:   1000,
 		Concurrency:     16,
 		FloorWorkers:    32,
 		TunedFlags:      defaultTunedFlags,
@@ -103,7 +110,7 @@ func DefaultConfig(n int) Config {
 // envKeys are the variables FromEnv reads, in the order the report lists
 // them.
 var envKeys = []string{
-	"BENCH_N", "BENCH_REPEATS", "BENCH_DEFAULTS_REPEATS", "BENCH_CONCURRENCY", "BENCH_FLOOR_WORKERS", "BENCH_TUNED_FLAGS",
+	"BENCH_N", "BENCH_REPEATS", "BENCH_DEFAULTS_REPEATS", "BENCH_TENANTS", "BENCH_MEMORY_TENANTS", "BENCH_CONCURRENCY", "BENCH_FLOOR_WORKERS", "BENCH_TUNED_FLAGS",
 	"BENCH_RESTART_WINDOW", "BENCH_SOAK", "BENCH_SOAK_LINK_LIFETIME", "BENCH_SOAK_REFRESH_BEFORE", "BENCH_SOAK_FLAGS",
 	"BENCH_LATENCY", "BENCH_MEMORY_N", "BENCH_UNRELATED", "BENCH_UNRELATED_SIZE", "BENCH_MEMORY_SETTLE",
 	"BENCH_PPROF", "BENCH_PPROF_DIR", "BENCH_LOG_LEVEL", "BENCH_OUT",
@@ -126,6 +133,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.Repeats, err = envInt(getenv, "BENCH_REPEATS", c.Repeats)
 	collect(err)
 	c.DefaultsRepeats, err = envInt(getenv, "BENCH_DEFAULTS_REPEATS", c.DefaultsRepeats)
+	collect(err)
+	c.Tenants, err = envInt(getenv, "BENCH_TENANTS", c.Tenants)
+	collect(err)
+	c.MemoryTenants, err = envInt(getenv, "BENCH_MEMORY_TENANTS", c.MemoryTenants)
 	collect(err)
 	c.Concurrency, err = envInt(getenv, "BENCH_CONCURRENCY", c.Concurrency)
 	collect(err)
@@ -180,6 +191,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("BENCH_N must be at least 1, not %d", c.N)
 	case c.Repeats < 1 || c.DefaultsRepeats < 0:
 		return fmt.Errorf("BENCH_REPEATS must be at least 1 and BENCH_DEFAULTS_REPEATS at least 0")
+	case c.Tenants < 0 || c.MemoryTenants < 0:
+		return fmt.Errorf("BENCH_TENANTS and BENCH_MEMORY_TENANTS must not be negative")
 	case c.Concurrency < 1 || c.FloorWorkers < 1:
 		return fmt.Errorf("BENCH_CONCURRENCY and BENCH_FLOOR_WORKERS must be at least 1")
 	case c.SoakLinkLifetime < 2*time.Second:

@@ -53,7 +53,7 @@ func (h *Harness) operatorSync(ctx context.Context, flags []string, n int, refre
 // measureSync creates the resources while the operator runs and waits for
 // all to be Ready.
 func (h *Harness) measureSync(ctx context.Context, ns string, n int, refreshBefore time.Duration) (SyncRun, error) {
-	recorder, err := watchReady(ctx, h.restCfg, ns, n)
+	recorder, err := watchReady(ctx, h.restCfg, ns, n, nil)
 	if err != nil {
 		return SyncRun{}, err
 	}
@@ -244,6 +244,7 @@ func floorStatus(export *uredisv1alpha1.RedisBackupExport, link cloud.BackupLink
 		NextRefreshTime:    &metav1.Time{Time: next},
 		SecretName:         export.Name,
 		ObservedGeneration: export.Generation,
+		LinkGeneration:     export.Generation,
 		Conditions: []metav1.Condition{{
 			Type:               uredisv1alpha1.ConditionReady,
 			Status:             metav1.ConditionTrue,

@@ -29,7 +29,7 @@ func (h *Harness) memory(ctx context.Context) ([]MemoryResult, []string, error) 
 			if h.cfg.Pprof && h.bin.HasPprof && unrelated && i == len(h.cfg.MemoryN)-1 {
 				profile = filepath.Join(h.cfg.PprofDir, fmt.Sprintf("heap-%d.pprof", n))
 			}
-			res, err := h.memoryRun(ctx, n, unrelated, profile)
+			res, err := h.memoryRun(ctx, n, 1, unrelated, profile)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -39,13 +39,25 @@ func (h *Harness) memory(ctx context.Context) ([]MemoryResult, []string, error) 
 			results = append(results, res)
 		}
 	}
+	if h.cfg.MemoryTenants > 1 {
+		for _, n := range h.cfg.MemoryN {
+			tenants := min(h.cfg.MemoryTenants, n)
+			h.logf("memory: %d resources over %d namespaces", n, tenants)
+			res, err := h.memoryRun(ctx, n, tenants, false, "")
+			if err != nil {
+				return nil, nil, err
+			}
+			results = append(results, res)
+		}
+	}
 	return results, profiles, nil
 }
 
-// memoryRun starts a fresh manager, syncs n resources and samples its
-// memory until it has run cfg.MemorySettle past the last Ready.
-func (h *Harness) memoryRun(ctx context.Context, n int, unrelated bool, heapProfile string) (MemoryResult, error) {
-	res := MemoryResult{N: n}
+// memoryRun starts a fresh manager, syncs n resources (in one namespace, or
+// spread over tenants namespaces with a credentials Secret each) and samples
+// its memory until it has run cfg.MemorySettle past the last Ready.
+func (h *Harness) memoryRun(ctx context.Context, n, tenants int, unrelated bool, heapProfile string) (MemoryResult, error) {
+	res := MemoryResult{N: n, Namespaces: tenants}
 	if unrelated {
 		res.Unrelated, res.UnrelatedSize = h.cfg.Unrelated, h.cfg.UnrelatedSize
 	}
@@ -53,13 +65,19 @@ func (h *Harness) memoryRun(ctx context.Context, n int, unrelated bool, heapProf
 	if err != nil {
 		return res, err
 	}
+	layout := h.newTenantLayout("memory-tenant", tenants, n/tenants)
 	p, err := h.startOperator(ctx, h.cfg.TunedFlags)
 	if err != nil {
 		return res, err
 	}
 	op := &syncedOperator{process: p, ns: ns}
 	sampler := startMemorySampler(ctx, p)
-	_, syncErr := h.measureSync(ctx, ns, n, 0)
+	var syncErr error
+	if tenants > 1 {
+		_, syncErr = h.measureTenantSync(ctx, layout)
+	} else {
+		_, syncErr = h.measureSync(ctx, ns, n, 0)
+	}
 	res.AllReady = syncErr == nil
 	if syncErr == nil {
 		time.Sleep(h.cfg.MemorySettle)
@@ -78,6 +96,11 @@ func (h *Harness) memoryRun(ctx context.Context, n int, unrelated bool, heapProf
 	}
 	if err := h.stopAndEmpty(ctx, op); err != nil {
 		return res, err
+	}
+	if tenants > 1 {
+		if err := h.emptyTenants(ctx, layout); err != nil {
+			return res, err
+		}
 	}
 	if syncErr != nil {
 		h.logf("memory: %d resources: %v", n, syncErr)

@@ -38,6 +38,13 @@ func (h *Harness) runAll(ctx context.Context, res *Results) error {
 		return fmt.Errorf("first sync with latency: %w", err)
 	}
 
+	if cfg.Tenants > 0 {
+		h.logf("first sync: %d tenant namespaces with a credentials Secret and one resource each, tuned flags, %d runs, each followed by the floor", cfg.Tenants, cfg.Repeats)
+		if res.Tenants, err = h.tenantFigure(ctx, cfg.TunedFlags, cfg.Repeats); err != nil {
+			return fmt.Errorf("many-tenant first sync: %w", err)
+		}
+	}
+
 	if res.Profiles, err = h.profiles(ctx, res.FirstSync.Total()); err != nil {
 		return fmt.Errorf("profiles: %w", err)
 	}

@@ -25,6 +25,7 @@ func Section(res *Results) string {
 	writeSoak(&b, res)
 	writeMemory(&b, res)
 	writeLatency(&b, res)
+	writeTenants(&b, res)
 	if len(res.Profiles) > 0 {
 		fmt.Fprintf(&b, "Profiles of the operator (`go tool pprof`): %s.\n\n", "`"+strings.Join(res.Profiles, "`, `")+"`")
 	}
@@ -150,8 +151,8 @@ func writeMemory(w io.Writer, res *Results) {
 		"so it allocates in the operator and would raise the very peak being measured. What one scrape allocates is in the last "+
 		"column, measured after the peaks were taken; a Prometheus server scraping the operator adds that every scrape interval.\n\n",
 		fmtDuration(res.Config.MemorySettle), fmtDuration(rssInterval), source)
-	fmt.Fprintf(w, "| resources | unrelated Secrets | all Ready | peak RSS | RSS at the end | peak heap in use | heap in use at the end | peak heap allocated | one `/metrics` scrape allocates |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| resources | namespaces | unrelated Secrets | all Ready | peak RSS | RSS at the end | peak heap in use | heap in use at the end | peak heap allocated | one `/metrics` scrape allocates |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, m := range res.Memory {
 		unrelated := "none"
 		if m.Unrelated > 0 {
@@ -161,7 +162,7 @@ func writeMemory(w io.Writer, res *Results) {
 		if m.ScrapeAllocation > 0 {
 			scrape = fmtMiB(m.ScrapeAllocation)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", fmtInt(m.N), unrelated, yesNo(m.AllReady),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", fmtInt(m.N), fmtInt(max(m.Namespaces, 1)), unrelated, yesNo(m.AllReady),
 			fmtMiB(m.PeakRSS), fmtMiB(m.RSS), fmtMiB(m.PeakHeap), fmtMiB(m.Heap), fmtMiB(m.PeakHeapAlloc), scrape)
 	}
 	fmt.Fprintln(w)
@@ -171,7 +172,7 @@ func writeMemory(w io.Writer, res *Results) {
 			continue
 		}
 		for _, alone := range res.Memory {
-			if alone.N == m.N && alone.Unrelated == 0 {
+			if alone.N == m.N && alone.Unrelated == 0 && alone.Namespaces <= 1 {
 				fmt.Fprintf(w, "| %s | %s | %s | %s |\n", fmtInt(m.N), fmtSignedMiB(int64(m.PeakRSS)-int64(alone.PeakRSS)),
 					fmtSignedMiB(int64(m.PeakHeap)-int64(alone.PeakHeap)), fmtSignedMiB(int64(m.Heap)-int64(alone.Heap)))
 			}
@@ -186,6 +187,22 @@ func writeLatency(w io.Writer, res *Results) {
 		"The operator's calls in flight are bounded by `--max-concurrent-reconciles`, the floor's by its %d workers.\n\n",
 		fmtDuration(res.Config.Latency), res.Config.FloorWorkers)
 	writeSyncTable(w, []labelledFigure{{flagsLabel(res.Latency.Flags), res.Latency}})
+}
+
+func writeTenants(w io.Writer, res *Results) {
+	f := res.Tenants
+	if len(f.Runs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "### 8. Many tenants\n\n")
+	fmt.Fprintf(w, "%s tenant namespaces, created while the operator runs, each with its own credentials Secret and one resource "+
+		"(each naming its own backup), by the same %d writers, each writer taking whole tenants: namespace, credentials Secret, resource. "+
+		"The floor is the same writes by a bare client with no operator running, and per resource the floor's work of figure 2 "+
+		"(one call, the Secret, the status patch). A cluster-wide watch records when each resource was first Ready.\n\n",
+		fmtInt(res.Config.Tenants), res.Config.Concurrency)
+	writeSyncTable(w, []labelledFigure{{flagsLabel(f.Flags), f}})
+	least, most := f.CallRange()
+	fmt.Fprintf(w, "API calls per run: %s for %s resources. Each floor run: %s.\n\n", fmtRange(least, most), fmtInt(res.Config.Tenants), fmtDurations(f.Floors))
 }
 
 // Formatting.

@@ -13,7 +13,10 @@ type Results struct {
 	// Defaults with its default flags, Latency as FirstSync with the
 	// simulator answering after Config.Latency.
 	FirstSync, Defaults, Latency SyncFigure
-	Restart                      RestartResult
+	// Tenants is the first sync of Config.Tenants namespaces, each with
+	// its own credentials Secret and one resource, limits raised.
+	Tenants SyncFigure
+	Restart RestartResult
 	Soak                         SoakResult
 	Memory                       []MemoryResult
 	// Profiles are the files written for BENCH_PPROF=1.
@@ -146,6 +149,9 @@ type SoakResult struct {
 // MemoryResult is the operator's memory with n resources Ready.
 type MemoryResult struct {
 	N int
+	// Namespaces the resources are spread over, each with its own
+	// credentials Secret.
+	Namespaces int
 	// Unrelated Secrets of UnrelatedSize bytes in another namespace.
 	Unrelated, UnrelatedSize int
 	AllReady                 bool

@@ -82,11 +82,16 @@ func sampleExpired(ctx context.Context, secrets *secretWatcher, until time.Time)
 
 // soakResultFrom computes the call figures of a soak from the simulator's
 // log since the first sync began; calls before start are the first sync's.
+// The warm-up resource's calls are not the soak's: it refreshes on the
+// same short links, but it is not one of the N resources.
 func soakResultFrom(calls []simulator.Call, start, end time.Time, cfg Config) SoakResult {
 	res := SoakResult{N: cfg.N, Duration: end.Sub(start), LinkLifetime: cfg.SoakLinkLifetime, RefreshBefore: cfg.SoakRefreshBefore}
 	var firstSync, during []time.Time
 	byResource := map[string][]time.Time{}
 	for _, call := range calls {
+		if call.Params["BackupId"] == warmUpBackup {
+			continue
+		}
 		if call.Time.Before(start) {
 			firstSync = append(firstSync, call.Time)
 		} else if call.Time.Before(end) {

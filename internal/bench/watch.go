@@ -18,12 +18,16 @@ import (
 	"github.com/dezai/uredis-backup-operator/internal/operator"
 )
 
-// startCache starts a cache of one namespace and waits for obj's informer
-// to sync; stop ends it.
+// startCache starts a cache of one namespace (all for "") and waits for
+// obj's informer to sync; stop ends it.
 func startCache(ctx context.Context, cfg *rest.Config, ns string, byObject map[client.Object]cache.ByObject, obj client.Object) (cache.Cache, cache.Informer, func(), error) {
+	var namespaces map[string]cache.Config
+	if ns != "" {
+		namespaces = map[string]cache.Config{ns: {}}
+	}
 	c, err := cache.New(cfg, cache.Options{
 		Scheme:            operator.Scheme(),
-		DefaultNamespaces: map[string]cache.Config{ns: {}},
+		DefaultNamespaces: namespaces,
 		DefaultTransform:  cache.TransformStripManagedFields(),
 		ByObject:          byObject,
 	})
@@ -48,10 +52,12 @@ func startCache(ctx context.Context, cfg *rest.Config, ns string, byObject map[c
 	return c, informer, stop, nil
 }
 
-// readyRecorder watches the resources of one namespace and records, per
-// resource, when it was first seen with Ready=True.
+// readyRecorder watches the resources of one namespace, or of the
+// namespaces include accepts, and records, per resource (namespace/name),
+// when it was first seen with Ready=True.
 type readyRecorder struct {
 	mu      sync.Mutex
+	include func(namespace string) bool
 	readyAt map[string]time.Time
 	want    int
 	allDone chan struct{}
@@ -59,8 +65,9 @@ type readyRecorder struct {
 }
 
 // watchReady starts recording; Wait returns once want resources are Ready.
-func watchReady(ctx context.Context, cfg *rest.Config, ns string, want int) (*readyRecorder, error) {
-	r := &readyRecorder{readyAt: make(map[string]time.Time, want), want: want, allDone: make(chan struct{})}
+// With ns "", one watch covers every namespace include accepts.
+func watchReady(ctx context.Context, cfg *rest.Config, ns string, want int, include func(string) bool) (*readyRecorder, error) {
+	r := &readyRecorder{include: include, readyAt: make(map[string]time.Time, want), want: want, allDone: make(chan struct{})}
 	_, informer, stop, err := startCache(ctx, cfg, ns, nil, &uredisv1alpha1.RedisBackupExport{})
 	if err != nil {
 		return nil, err
@@ -80,15 +87,17 @@ func watchReady(ctx context.Context, cfg *rest.Config, ns string, want int) (*re
 func (r *readyRecorder) observe(obj any) {
 	seen := time.Now()
 	export, ok := obj.(*uredisv1alpha1.RedisBackupExport)
-	if !ok || !meta.IsStatusConditionTrue(export.Status.Conditions, uredisv1alpha1.ConditionReady) {
+	if !ok || !meta.IsStatusConditionTrue(export.Status.Conditions, uredisv1alpha1.ConditionReady) ||
+		(r.include != nil && !r.include(export.Namespace)) {
 		return
 	}
+	key := resourceKey(export.Namespace, export.Name)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, known := r.readyAt[export.Name]; known {
+	if _, known := r.readyAt[key]; known {
 		return
 	}
-	r.readyAt[export.Name] = seen
+	r.readyAt[key] = seen
 	if len(r.readyAt) == r.want {
 		close(r.allDone)
 	}

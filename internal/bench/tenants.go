@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+)
+
+// A tenant is a namespace of its own with its own credentials Secret and
+// perTenant resources, as a multi-tenant cluster gives each team. The
+// tenant shape measures what the single-namespace figures cannot: the cost
+// of one more namespace.
+
+// tenantLayout is a batch of tenant namespaces sharing a name prefix.
+type tenantLayout struct {
+	prefix             string
+	tenants, perTenant int
+}
+
+func (h *Harness) newTenantLayout(purpose string, tenants, perTenant int) tenantLayout {
+	h.namespaces++
+	return tenantLayout{prefix: fmt.Sprintf("bench-%s-%d-", purpose, h.namespaces), tenants: tenants, perTenant: perTenant}
+}
+
+func (l tenantLayout) namespace(t int) string         { return fmt.Sprintf("%s%04d", l.prefix, t) }
+func (l tenantLayout) includes(namespace string) bool { return strings.HasPrefix(namespace, l.prefix) }
+func (l tenantLayout) resources() int                 { return l.tenants * l.perTenant }
+
+// createTenants creates, per tenant, its namespace, its credentials Secret
+// and its resources, with h.cfg.Concurrency writers each taking whole
+// tenants. each, if set, runs after a resource's create in the same writer.
+func (h *Harness) createTenants(ctx context.Context, l tenantLayout,
+	each func(context.Context, *uredisv1alpha1.RedisBackupExport) error) (creation, error) {
+	out := creation{Start: time.Now(), CreatedAt: make(map[string]time.Time, l.resources())}
+	var mu sync.Mutex
+	err := parallel(ctx, l.tenants, h.cfg.Concurrency, func(ctx context.Context, t int) error {
+		ns := l.namespace(t)
+		if err := h.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return fmt.Errorf("creating namespace %s: %w", ns, err)
+		}
+		if err := h.client.Create(ctx, credentialsSecret(ns)); err != nil {
+			return fmt.Errorf("creating the credentials Secret of %s: %w", ns, err)
+		}
+		for k := range l.perTenant {
+			export := newExport(ns, t*l.perTenant+k, 0)
+			if err := h.client.Create(ctx, export); err != nil {
+				return fmt.Errorf("creating %s/%s: %w", ns, export.Name, err)
+			}
+			created := time.Now()
+			mu.Lock()
+			out.CreatedAt[resourceKey(ns, export.Name)] = created
+			mu.Unlock()
+			if each != nil {
+				if err := each(ctx, export); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// measureTenantSync creates the tenants while the operator runs and waits
+// for all their resources to be Ready, through one cluster-wide watch.
+func (h *Harness) measureTenantSync(ctx context.Context, l tenantLayout) (SyncRun, error) {
+	recorder, err := watchReady(ctx, h.restCfg, "", l.resources(), l.includes)
+	if err != nil {
+		return SyncRun{}, err
+	}
+	defer recorder.Stop()
+	h.sim.ResetCalls()
+	created, err := h.createTenants(ctx, l, nil)
+	if err != nil {
+		return SyncRun{}, err
+	}
+	if err := recorder.Wait(ctx, readyTimeout(l.resources())); err != nil {
+		return SyncRun{}, err
+	}
+	time.Sleep(settle)
+	return syncRunFrom(created, recorder.ReadyAt(), h.sim.Calls()), nil
+}
+
+// tenantFloorRun does, with no operator running, exactly the writes a first
+// sync of the tenants needs, as fast as the API server allows: per tenant
+// its namespace, credentials Secret and resources, and per resource the
+// floor's work (one call, the Secret, the status patch) by one of the
+// floor's workers.
+func (h *Harness) tenantFloorRun(ctx context.Context, l tenantLayout) (time.Duration, error) {
+	h.sim.ResetCalls()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	created := make(chan *uredisv1alpha1.RedisBackupExport, l.resources())
+	workersDone := make(chan floorOutcome, 1)
+	go func() { workersDone <- h.floorWorkers(ctx, created) }()
+	creates, createErr := h.createTenants(ctx, l, func(_ context.Context, export *uredisv1alpha1.RedisBackupExport) error {
+		created <- export
+		return nil
+	})
+	close(created)
+	outcome := <-workersDone
+	for _, err := range []error{createErr, outcome.err} {
+		if err != nil {
+			return 0, err
+		}
+	}
+	if calls := h.sim.CallCount(""); calls != l.resources() {
+		return 0, fmt.Errorf("the floor made %d API calls for %d resources", calls, l.resources())
+	}
+	return outcome.last.Sub(creates.Start), h.emptyTenants(ctx, l)
+}
+
+// emptyTenants deletes what the tenants' namespaces hold (the namespaces
+// themselves stay: envtest runs no namespace controller).
+func (h *Harness) emptyTenants(ctx context.Context, l tenantLayout) error {
+	return parallel(ctx, l.tenants, h.cfg.Concurrency, func(ctx context.Context, t int) error {
+		return h.emptyNamespace(ctx, l.namespace(t))
+	})
+}
+
+// tenantFigure measures `repeats` first syncs of cfg.Tenants tenant
+// namespaces with one resource each, each run followed by its floor.
+func (h *Harness) tenantFigure(ctx context.Context, flags []string, repeats int) (SyncFigure, error) {
+	fig := SyncFigure{Flags: flags}
+	for r := range repeats {
+		l := h.newTenantLayout("tenant", h.cfg.Tenants, 1)
+		p, err := h.startOperator(ctx, flags)
+		if err != nil {
+			return fig, err
+		}
+		run, syncErr := h.measureTenantSync(ctx, l)
+		stopErr := p.Stop(stopTimeout)
+		emptyErr := h.emptyTenants(ctx, l)
+		for _, err := range []error{syncErr, stopErr, emptyErr} {
+			if err != nil {
+				return fig, err
+			}
+		}
+		h.logf("  run %d: all %d tenants Ready in %s (p50 %s, p99 %s), %d API calls",
+			r+1, l.tenants, round(run.Total), round(run.P50), round(run.P99), run.Calls)
+		fig.Runs = append(fig.Runs, run)
+		floor, err := h.tenantFloorRun(ctx, h.newTenantLayout("tenant-floor", h.cfg.Tenants, 1))
+		if err != nil {
+			return fig, fmt.Errorf("floor: %w", err)
+		}
+		h.logf("  floor %d: %s", r+1, round(floor))
+		fig.Floors = append(fig.Floors, floor)
+	}
+	return fig, nil
+}
