@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -209,6 +210,40 @@ func setProgressConditions(export *uredisv1alpha1.RedisBackupExport) {
 	meta.SetStatusCondition(conditions, metav1.Condition{
 		Type: set, Status: metav1.ConditionTrue, Reason: ready.Reason, Message: ready.Message, ObservedGeneration: export.Generation,
 	})
+}
+
+// notable is an Event worth recording about an attempt.
+type notable struct {
+	eventType, reason, note string
+}
+
+// eventFor decides whether an attempt deserves an Event: a failure that
+// changes the Ready condition (the first one, or a new reason), a link that
+// expires, a success that ends a failure or brings another backup. A
+// routine refresh, or a new resource's first link, tells a person nothing
+// the status does not, and would cost the API server a write per resource
+// (a fourth beside the resource, its Secret and its status). before is the
+// Ready condition and backupID the status' backup before the attempt.
+func eventFor(before *metav1.Condition, backupID string, export *uredisv1alpha1.RedisBackupExport, a attempt) (notable, bool) {
+	after := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+	changed := before == nil || before.Status != after.Status || before.Reason != after.Reason
+	switch {
+	case a.link != nil:
+		recovered := before != nil && changed
+		if !recovered && (backupID == "" || backupID == a.backupID) {
+			return notable{}, false
+		}
+		return notable{corev1.EventTypeNormal, "Refreshed", fmt.Sprintf("Secret %s holds a new link to backup %s, valid until %s",
+			export.TargetSecretName(), a.backupID, formatTime(a.link.ExpiresAt))}, true
+	case a.err != nil:
+		if !changed {
+			return notable{}, false
+		}
+		return notable{corev1.EventTypeWarning, "RefreshFailed", truncate(a.err.Error(), maxErrorText)}, true
+	case changed && after.Reason == uredisv1alpha1.ReasonLinkExpired:
+		return notable{corev1.EventTypeWarning, uredisv1alpha1.ReasonLinkExpired, after.Message}, true
+	}
+	return notable{}, false
 }
 
 // maxErrorText bounds the error text put in a condition: a provider's

@@ -356,3 +356,58 @@ func TestLinkGenerationOfOlderStatuses(t *testing.T) {
 		t.Errorf("observedGeneration %d, link generation %d; want 2 and 1", export.Status.ObservedGeneration, linkGeneration(export.Status))
 	}
 }
+
+// TestEventFor: events for what a person needs to see, not for every
+// routine refresh.
+func TestEventFor(t *testing.T) {
+	ready := func(status metav1.ConditionStatus, reason string) *metav1.Condition {
+		return &metav1.Condition{Type: uredisv1alpha1.ConditionReady, Status: status, Reason: reason}
+	}
+	link := &cloud.BackupLink{Link: cloud.Link{URL: "https://new.example.com/x", ExpiresAt: now.Add(time.Hour)}, ObtainedAt: now}
+	tests := []struct {
+		name     string
+		before   *metav1.Condition
+		backupID string
+		mutate   func(*uredisv1alpha1.RedisBackupExport)
+		a        attempt
+		want     string // type/reason, "" for no event
+	}{
+		{"a new resource's first link", nil, "", nil, attempt{link: link, backupID: "b"}, ""},
+		{"a routine refresh", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed), "b", nil, attempt{link: link, backupID: "b"}, ""},
+		{"a refresh after failures", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing), "b", nil, attempt{link: link, backupID: "b"}, "Normal/Refreshed"},
+		{"a link after an outage without one", ready(metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired), "b", nil, attempt{link: link, backupID: "b"}, "Normal/Refreshed"},
+		{"latest chose another backup", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed), "a", nil, attempt{link: link, backupID: "b"}, "Normal/Refreshed"},
+		{"the first failure", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed), "b", nil, attempt{err: outage}, "Warning/RefreshFailed"},
+		{"a new resource failing", nil, "", func(e *uredisv1alpha1.RedisBackupExport) { e.Generation = 2 }, attempt{err: outage}, "Warning/RefreshFailed"},
+		{"the same failure again", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing), "b", nil, attempt{err: outage}, ""},
+		{"another failure", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing), "b", nil, attempt{err: refused}, "Warning/RefreshFailed"},
+		{"the link expires while waiting", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing), "b", expiresIn(0), attempt{}, "Warning/LinkExpired"},
+		{"nothing happens", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed), "b", nil, attempt{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			export := exportWithLink()
+			if tt.before != nil {
+				setReady(export, tt.before.Status, tt.before.Reason, "before")
+			} else {
+				export.Status.Conditions = nil
+			}
+			if tt.mutate != nil {
+				tt.mutate(export)
+			}
+			tt.a.now = now
+			testOutcomes.summarize(export, tt.a)
+			e, ok := eventFor(tt.before, tt.backupID, export, tt.a)
+			got := ""
+			if ok {
+				got = e.eventType + "/" + e.reason
+			}
+			if got != tt.want {
+				t.Errorf("event %q (%q), want %q", got, e.note, tt.want)
+			}
+			if ok && strings.Contains(e.note, link.URL) {
+				t.Errorf("the note %q carries the link", e.note)
+			}
+		})
+	}
+}

@@ -126,8 +126,12 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		// outcome: retrying it outside the backoff would be a hot loop.
 		export.Status.LastHandledRefreshRequest = refreshRequest(export)
 	}
+	before := meta.FindStatusCondition(original.Status.Conditions, uredisv1alpha1.ConditionReady)
 	requeue := r.outcomes.summarize(export, a)
 	r.report(ctx, export, a, credentialsVersion)
+	if e, ok := eventFor(before, original.Status.BackupID, export, a); ok {
+		r.Events.Eventf(export, nil, e.eventType, e.reason, "Refresh", "%s", e.note)
+	}
 	return ctrl.Result{RequeueAfter: requeue}, r.patchStatus(ctx, original, export)
 }
 
@@ -180,8 +184,8 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 	return backup.id, &link, nil
 }
 
-// report logs an attempt's outcome, records its event, and remembers the
-// credentials a provider rejected.
+// report logs an attempt's outcome and remembers the credentials a provider
+// rejected.
 func (r *RedisBackupExportReconciler) report(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, a attempt, credentialsVersion string) {
 	key := client.ObjectKeyFromObject(export)
 	st := export.Status
@@ -190,14 +194,11 @@ func (r *RedisBackupExportReconciler) report(ctx context.Context, export *uredis
 		r.rejectedWith.Delete(key)
 		log.FromContext(ctx).Info("refreshed link", "expiresAt", formatTime(a.link.ExpiresAt),
 			"nextRefresh", formatTime(st.NextRefreshTime.Time), "field", a.link.Field)
-		r.Events.Eventf(export, nil, corev1.EventTypeNormal, "Refreshed", "Refresh",
-			"Secret %s holds a new link valid until %s", export.TargetSecretName(), formatTime(a.link.ExpiresAt))
 	case a.err != nil:
 		reason := reasonFor(a.err)
 		if kind, _ := kindOf(reason); kind.retryOnCredentialsChange {
 			r.rejectedWith.Store(key, credentialsVersion)
 		}
-		r.Events.Eventf(export, nil, corev1.EventTypeWarning, "RefreshFailed", "Refresh", "%s", truncate(a.err.Error(), maxErrorText))
 		logger := log.FromContext(ctx)
 		if code, ok := cloud.RetCodeOf(a.err); ok {
 			logger = logger.WithValues("retCode", code)

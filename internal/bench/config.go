@@ -56,6 +56,9 @@ type Config struct {
 	// MemorySettle is how long the operator keeps running after all its
 	// resources are Ready, while memory is sampled.
 	MemorySettle time.Duration
+	// MemoryLimit is the operator's GOMEMLIMIT in every run, as
+	// config/manager ships it; "" runs it without one.
+	MemoryLimit string
 	// Pprof asks for CPU and heap profiles of the operator (if the manager
 	// has --pprof-bind-address), written to PprofDir.
 	Pprof    bool
@@ -101,6 +104,7 @@ func DefaultConfig(n int) Config {
 		Unrelated:         5000,
 		UnrelatedSize:     10 << 10,
 		MemorySettle:      10 * time.Second,
+		MemoryLimit:       ShippedMemoryLimit,
 		LogLevel:          "info",
 		Output:            "docs/benchmarks.md",
 		Command:           "go run ./cmd/bench",
@@ -113,8 +117,12 @@ var envKeys = []string{
 	"BENCH_N", "BENCH_REPEATS", "BENCH_DEFAULTS_REPEATS", "BENCH_TENANTS", "BENCH_MEMORY_TENANTS", "BENCH_CONCURRENCY", "BENCH_FLOOR_WORKERS", "BENCH_TUNED_FLAGS",
 	"BENCH_RESTART_WINDOW", "BENCH_SOAK", "BENCH_SOAK_LINK_LIFETIME", "BENCH_SOAK_REFRESH_BEFORE", "BENCH_SOAK_FLAGS",
 	"BENCH_LATENCY", "BENCH_MEMORY_N", "BENCH_UNRELATED", "BENCH_UNRELATED_SIZE", "BENCH_MEMORY_SETTLE",
-	"BENCH_PPROF", "BENCH_PPROF_DIR", "BENCH_LOG_LEVEL", "BENCH_OUT",
+	"BENCH_GOMEMLIMIT", "BENCH_PPROF", "BENCH_PPROF_DIR", "BENCH_LOG_LEVEL", "BENCH_OUT",
 }
+
+// ShippedMemoryLimit is the GOMEMLIMIT config/manager sets (a test in
+// test/manifests keeps the two equal).
+const ShippedMemoryLimit = "100MiB"
 
 // FromEnv builds the Config from BENCH_* variables over DefaultConfig.
 // BENCH_INVOCATION names the command that started the run ("make bench").
@@ -167,6 +175,12 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if v := getenv("BENCH_SOAK_FLAGS"); v != "" {
 		c.SoakFlags = strings.Fields(v)
+	}
+	if v, ok := lookup(getenv, "BENCH_GOMEMLIMIT"); ok {
+		c.MemoryLimit = v
+		if v == "off" {
+			c.MemoryLimit = ""
+		}
 	}
 	c.Pprof = getenv("BENCH_PPROF") == "1"
 	c.PprofDir = getenv("BENCH_PPROF_DIR")

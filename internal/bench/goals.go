@@ -43,20 +43,15 @@ func Goals(res *Results) []Goal {
 }
 
 func ratioGoal(res *Results) Goal {
-	f := res.FirstSync
-	g := Goal{
-		Name:     fmt.Sprintf("First sync of %s within %.1f× the floor, limits raised", fmtInt(res.Config.N), goalRatio),
-		Measured: fmt.Sprintf("%.2f× (%s vs %s)", f.Ratio(), fmtDuration(f.Total()), fmtDuration(f.Floor())),
-	}
-	return judge(g, f.Ratio() <= goalRatio, fmt.Sprintf("by %.2f× (%.0f%% over the target)", f.Ratio()-goalRatio, (f.Ratio()/goalRatio-1)*100))
+	return syncRatioGoal(fmt.Sprintf("First sync of %s within %.1f× the floor, limits raised", fmtInt(res.Config.N), goalRatio), res.FirstSync)
 }
 
 func tenantRatioGoal(res *Results) Goal {
-	f := res.Tenants
-	g := Goal{
-		Name:     fmt.Sprintf("First sync of %s tenant namespaces within %.1f× the floor, limits raised", fmtInt(res.Config.Tenants), goalRatio),
-		Measured: fmt.Sprintf("%.2f× (%s vs %s)", f.Ratio(), fmtDuration(f.Total()), fmtDuration(f.Floor())),
-	}
+	return syncRatioGoal(fmt.Sprintf("First sync of %s tenant namespaces within %.1f× the floor, limits raised", fmtInt(res.Config.Tenants), goalRatio), res.Tenants)
+}
+
+func syncRatioGoal(name string, f SyncFigure) Goal {
+	g := Goal{Name: name, Measured: fmt.Sprintf("%.2f× (%s vs %s)", f.Ratio(), fmtDuration(f.Total()), fmtDuration(f.Floor()))}
 	return judge(g, f.Ratio() <= goalRatio, fmt.Sprintf("by %.2f× (%.0f%% over the target)", f.Ratio()-goalRatio, (f.Ratio()/goalRatio-1)*100))
 }
 
@@ -120,7 +115,7 @@ func memoryGoals(res *Results) []Goal {
 		at = res.Memory[len(res.Memory)-1].N
 		note = fmt.Sprintf(" (measured at %s, not 10,000)", fmtInt(at))
 	}
-	allReady, peakRSS := true, uint64(0)
+	allReady := true
 	var alone, beside, spread *MemoryResult
 	for i := range res.Memory {
 		m := &res.Memory[i]
@@ -132,21 +127,37 @@ func memoryGoals(res *Results) []Goal {
 		case m.Namespaces > 1:
 			spread = m
 		case m.Unrelated == 0:
-			alone, peakRSS = m, max(peakRSS, m.PeakRSS)
+			alone = m
 		default:
-			beside, peakRSS = m, max(peakRSS, m.PeakRSS)
+			beside = m
 		}
 	}
 	goals := []Goal{
 		judge(Goal{Name: "All " + fmtInt(at) + " resources Ready" + note, Measured: yesNo(allReady)}, allReady, "some never became Ready"),
-		judge(Goal{Name: "Peak RSS at most 128 MiB at " + fmtInt(at) + ", one namespace" + note, Measured: fmtMiB(peakRSS)},
-			peakRSS <= goalRSS, fmt.Sprintf("by %s", fmtMiB(peakRSS-goalRSS))),
 	}
-	if spread != nil {
+	for _, shape := range []struct {
+		label string
+		runs  []*MemoryResult
+	}{{"one namespace", []*MemoryResult{alone, beside}}, {"", []*MemoryResult{spread}}} {
+		peak, scraped, measured := uint64(0), uint64(0), false
+		for _, m := range shape.runs {
+			if m != nil {
+				peak, scraped, measured = max(peak, m.PeakRSS), max(scraped, m.PeakRSSScraped), true
+			}
+		}
+		if !measured {
+			continue
+		}
+		label := shape.label
+		if label == "" {
+			label = "over " + fmtInt(spread.Namespaces) + " namespaces"
+		}
+		// Judged with the scrapes: a Prometheus server scrapes in production.
+		worst := max(peak, scraped)
 		goals = append(goals, judge(Goal{
-			Name:     fmt.Sprintf("Peak RSS at most 128 MiB at %s over %s namespaces%s", fmtInt(at), fmtInt(spread.Namespaces), note),
-			Measured: fmtMiB(spread.PeakRSS),
-		}, spread.PeakRSS <= goalRSS, fmt.Sprintf("by %s", fmtMiB(spread.PeakRSS-goalRSS))))
+			Name:     fmt.Sprintf("Peak RSS at most 128 MiB at %s, %s, also while /metrics is scraped%s", fmtInt(at), label, note),
+			Measured: fmt.Sprintf("%s; %s after three scrapes", fmtMiB(peak), fmtMiB(scraped)),
+		}, worst <= goalRSS, fmt.Sprintf("by %s", fmtMiB(worst-goalRSS))))
 	}
 	if alone != nil && beside != nil {
 		delta := int64(beside.PeakRSS) - int64(alone.PeakRSS)

@@ -240,7 +240,8 @@ func (h *Harness) launch(flags []string) (*Process, error) {
 		LogLevel:    h.cfg.LogLevel,
 		// Always when the manager can: the memory figure reads the heap
 		// there, and every run is then started the same way.
-		Pprof: h.bin.HasPprof,
+		Pprof:       h.bin.HasPprof,
+		MemoryLimit: h.cfg.MemoryLimit,
 	})
 }
 

@@ -82,13 +82,15 @@ func (h *Harness) memoryRun(ctx context.Context, n, tenants int, unrelated bool,
 	if syncErr == nil {
 		time.Sleep(h.cfg.MemorySettle)
 	}
-	peak := sampler.Stop()
+	peak := sampler.Peak()
 	res.PeakRSS, res.RSS, res.PeakHeap, res.PeakHeapAlloc, res.Heap = peak.PeakRSS, peak.RSS, peak.HeapInuse, peak.HeapAlloc, peak.LastHeapInuse
 	res.HeapSource = heapSource(sampler.viaPprof)
-	// Last, once the peaks are read: a scrape raises them.
+	// Last, once the peaks are read: a scrape raises them. The sampler
+	// goes on through the scrapes, for the peak a Prometheus server causes.
 	if res.ScrapeAllocation, err = scrapeAllocation(ctx, p); err != nil {
 		h.logf("memory: measuring a scrape: %v", err)
 	}
+	res.PeakRSSScraped = sampler.Stop().PeakRSS
 	if heapProfile != "" {
 		if err := p.Profile(ctx, "heap", "", heapProfile); err != nil {
 			h.logf("memory: heap profile: %v", err)
@@ -210,15 +212,21 @@ func (s *memorySampler) readHeap(ctx context.Context) (inuse, alloc uint64, err 
 	return uint64(scrape.Sum("go_memstats_heap_inuse_bytes", nil)), uint64(scrape.Sum("go_memstats_heap_alloc_bytes", nil)), nil
 }
 
-// Stop takes a last sample of each and returns the peaks.
-func (s *memorySampler) Stop() memoryPeak {
-	s.cancel()
-	<-s.done
+// Peak takes a sample of each and returns the peaks so far; the sampler
+// goes on.
+func (s *memorySampler) Peak() memoryPeak {
 	s.sampleRSS()
 	s.sampleHeap(context.Background())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.peak
+}
+
+// Stop ends the sampling and returns the peaks.
+func (s *memorySampler) Stop() memoryPeak {
+	s.cancel()
+	<-s.done
+	return s.Peak()
 }
 
 // scrapeAllocation is how many bytes one scrape of the manager's metrics

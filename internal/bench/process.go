@@ -56,6 +56,9 @@ type ProcessOptions struct {
 	LogPath  string
 	LogLevel string
 	Pprof    bool
+	// MemoryLimit is the manager's GOMEMLIMIT, as config/manager sets it;
+	// none when empty.
+	MemoryLimit string
 }
 
 // Process is a running manager.
@@ -101,6 +104,10 @@ func (b Binary) Start(opts ProcessOptions) (*Process, error) {
 	}
 	p.cmd = exec.Command(b.Path, append(args, opts.Flags...)...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	p.cmd.Env = os.Environ()
+	if opts.MemoryLimit != "" {
+		p.cmd.Env = append(p.cmd.Env, "GOMEMLIMIT="+opts.MemoryLimit)
+	}
 	p.Started = time.Now()
 	if err := p.cmd.Start(); err != nil {
 		logFile.Close()

@@ -17,8 +17,8 @@ type Results struct {
 	// its own credentials Secret and one resource, limits raised.
 	Tenants SyncFigure
 	Restart RestartResult
-	Soak                         SoakResult
-	Memory                       []MemoryResult
+	Soak    SoakResult
+	Memory  []MemoryResult
 	// Profiles are the files written for BENCH_PPROF=1.
 	Profiles []string
 	Elapsed  time.Duration
@@ -163,6 +163,9 @@ type MemoryResult struct {
 	PeakRSS, RSS, PeakHeap, Heap, PeakHeapAlloc uint64
 	// HeapSource says how the heap was read.
 	HeapSource string
+	// PeakRSSScraped is the peak RSS once three scrapes of the metrics
+	// have been served as well, as a Prometheus server would.
+	PeakRSSScraped uint64
 	// ScrapeAllocation is what one scrape of the manager's metrics
 	// allocated in it, in bytes, measured after everything else; 0 when
 	// unknown (no pprof).

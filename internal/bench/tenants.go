@@ -94,27 +94,13 @@ func (h *Harness) measureTenantSync(ctx context.Context, l tenantLayout) (SyncRu
 // floor's work (one call, the Secret, the status patch) by one of the
 // floor's workers.
 func (h *Harness) tenantFloorRun(ctx context.Context, l tenantLayout) (time.Duration, error) {
-	h.sim.ResetCalls()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	created := make(chan *uredisv1alpha1.RedisBackupExport, l.resources())
-	workersDone := make(chan floorOutcome, 1)
-	go func() { workersDone <- h.floorWorkers(ctx, created) }()
-	creates, createErr := h.createTenants(ctx, l, func(_ context.Context, export *uredisv1alpha1.RedisBackupExport) error {
-		created <- export
-		return nil
+	took, err := h.floorOver(ctx, l.resources(), func(ctx context.Context, each func(context.Context, *uredisv1alpha1.RedisBackupExport) error) (creation, error) {
+		return h.createTenants(ctx, l, each)
 	})
-	close(created)
-	outcome := <-workersDone
-	for _, err := range []error{createErr, outcome.err} {
-		if err != nil {
-			return 0, err
-		}
+	if err != nil {
+		return 0, err
 	}
-	if calls := h.sim.CallCount(""); calls != l.resources() {
-		return 0, fmt.Errorf("the floor made %d API calls for %d resources", calls, l.resources())
-	}
-	return outcome.last.Sub(creates.Start), h.emptyTenants(ctx, l)
+	return took, h.emptyTenants(ctx, l)
 }
 
 // emptyTenants deletes what the tenants' namespaces hold (the namespaces

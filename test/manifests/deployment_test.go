@@ -5,17 +5,20 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/dezai/uredis-backup-operator/internal/bench"
 	"github.com/dezai/uredis-backup-operator/internal/operator"
 )
 
@@ -102,6 +105,23 @@ func TestManagerDeploymentIsHardened(t *testing.T) {
 				g.Expect(c.Resources.Requests).To(HaveKey(resource), "no %s request", resource)
 				g.Expect(c.Resources.Limits).To(HaveKey(resource), "no %s limit", resource)
 			}
+		}},
+		{"runs within the memory the benchmark measured it in", func(g Gomega) {
+			// internal/bench runs the manager with the same GOMEMLIMIT
+			// (docs/benchmarks.md); the soft limit sits below the hard one,
+			// so that the collector works harder before the kernel kills.
+			limit := c.Resources.Limits[corev1.ResourceMemory]
+			g.Expect(limit.String()).To(Equal("128Mi"))
+			var gomemlimit string
+			for _, env := range c.Env {
+				if env.Name == "GOMEMLIMIT" {
+					gomemlimit = env.Value
+				}
+			}
+			g.Expect(gomemlimit).To(Equal(bench.ShippedMemoryLimit))
+			soft, err := resource.ParseQuantity(strings.TrimSuffix(gomemlimit, "B"))
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(soft.Cmp(limit)).To(Equal(-1), "GOMEMLIMIT %s must be below the limit %s", gomemlimit, limit.String())
 		}},
 		{"has liveness and readiness probes", func(g Gomega) {
 			g.Expect(c.LivenessProbe).NotTo(BeNil(), "no liveness probe")
