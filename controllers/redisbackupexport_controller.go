@@ -53,8 +53,8 @@ type RedisBackupExportReconciler struct {
 	// reach the controller through the watch SetupWithManager registers.
 	SecretMetadata cache.Cache
 	Cloud          BackupLinkResolver
-	Clock         clock.PassiveClock
-	Policy        schedule.Policy
+	Clock          clock.PassiveClock
+	Policy         schedule.Policy
 	// TransientBackoff paces retries after outages; PermanentBackoff after
 	// errors only the user can fix (slowly: credentials or permissions can
 	// change outside the cluster).

@@ -43,7 +43,9 @@ func TestChaosLosesNothing(t *testing.T) {
 			o.APIQPS, o.APIBurst, o.MaxConcurrentReconciles = 0, 1, 8
 			o.TransientBackoff = schedule.Backoff{Base: time.Second, Max: 4 * time.Second}
 			o.PermanentBackoff = schedule.Backoff{Base: 2 * time.Second, Max: 4 * time.Second}
-			o.WrapClient = func(c client.Client) client.Client { return &conflictingClient{Client: c, rate: 0.1, injected: conflicts} }
+			o.WrapClient = func(c client.Client) client.Client {
+				return &conflictingClient{Client: c, rate: 0.1, injected: conflicts}
+			}
 		}))
 	f.sim.SetFaultRate(0.3,
 		simulator.Fault{Kind: simulator.FaultHTTPStatus, HTTPStatus: 500},

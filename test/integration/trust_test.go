@@ -274,5 +274,5 @@ func TestManyTenantNamespaces(t *testing.T) {
 	}
 	t.Logf("%d tenant namespaces Ready; slowest create→Ready %v (whole seconds)", tenants, slowest)
 	f.g.Eventually(func() int { return successfulCalls(f.sim) }).WithTimeout(5 * time.Second).Should(Equal(tenants))
-	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(2 * time.Second).Should(Equal(tenants), "one call per tenant")
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(2*time.Second).Should(Equal(tenants), "one call per tenant")
 }
