@@ -73,7 +73,9 @@ var failureKinds = map[string]failureKind{
 	// Namespace labels are not watched: look again now and then.
 	uredisv1alpha1.ReasonCredentialsNotAllowed: {class: stalled, retry: retrySlowly, beforeAnyCall: true},
 	uredisv1alpha1.ReasonCredentialsRejected:   {class: stalled, retry: retrySlowly, retryOnCredentialsChange: true},
-	uredisv1alpha1.ReasonProviderRejected:      {class: stalled, retry: retrySlowly, retryOnCredentialsChange: true},
+	// Admission, quota or RBAC: fixed outside the resource, not watched.
+	uredisv1alpha1.ReasonSecretWriteRefused: {class: stalled, retry: retrySlowly},
+	uredisv1alpha1.ReasonProviderRejected:   {class: stalled, retry: retrySlowly, retryOnCredentialsChange: true},
 }
 
 // kindOf returns the failureKind of a Ready reason; ok is false for reasons
@@ -126,6 +128,27 @@ func reasonFor(err error) string {
 		return uredisv1alpha1.ReasonProviderRejected
 	default:
 		return uredisv1alpha1.ReasonProviderUnavailable
+	}
+}
+
+// refusedWrite turns the API server refusing a Secret write for good (an
+// admission webhook or policy, a quota, the operator's RBAC, a Secret too
+// large) into a failure with its own reason, so that it is reported and
+// retried slowly instead of ending every attempt as an API error: such an
+// attempt must still turn Ready at the expiry. The API server's message is
+// left out: a webhook's text could repeat what it was sent.
+func refusedWrite(export *uredisv1alpha1.RedisBackupExport, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsForbidden(err), apierrors.IsInvalid(err), apierrors.IsRequestEntityTooLargeError(err), apierrors.IsBadRequest(err):
+		var status apierrors.APIStatus
+		errors.As(err, &status)
+		return newFailure(uredisv1alpha1.ReasonSecretWriteRefused,
+			"the API server refused to write Secret %q (%d %s): check admission webhooks and policies, quotas, and the operator's RBAC in namespace %q",
+			export.TargetSecretName(), status.Status().Code, status.Status().Reason, export.Namespace)
+	default:
+		return err
 	}
 }
 

@@ -226,8 +226,14 @@ type notable struct {
 // Ready condition and backupID the status' backup before the attempt.
 func eventFor(before *metav1.Condition, backupID string, export *uredisv1alpha1.RedisBackupExport, a attempt) (notable, bool) {
 	after := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+	if after == nil {
+		return notable{}, false
+	}
 	changed := before == nil || before.Status != after.Status || before.Reason != after.Reason
 	switch {
+	case changed && after.Reason == uredisv1alpha1.ReasonLinkExpired:
+		// Whether a failing retry or the wake-up at the expiry noticed it.
+		return notable{corev1.EventTypeWarning, uredisv1alpha1.ReasonLinkExpired, after.Message}, true
 	case a.link != nil:
 		recovered := before != nil && changed
 		if !recovered && (backupID == "" || backupID == a.backupID) {
@@ -240,8 +246,6 @@ func eventFor(before *metav1.Condition, backupID string, export *uredisv1alpha1.
 			return notable{}, false
 		}
 		return notable{corev1.EventTypeWarning, "RefreshFailed", truncate(a.err.Error(), maxErrorText)}, true
-	case changed && after.Reason == uredisv1alpha1.ReasonLinkExpired:
-		return notable{corev1.EventTypeWarning, uredisv1alpha1.ReasonLinkExpired, after.Message}, true
 	}
 	return notable{}, false
 }

@@ -273,7 +273,7 @@ func TestEveryReasonIsDeclared(t *testing.T) {
 			t.Errorf("%s describes the link, not a failure", reason)
 		}
 	}
-	if len(failureKinds) != 10 {
+	if len(failureKinds) != 11 {
 		t.Errorf("%d failure reasons declared; a new one needs its row in failureKinds, the README and this test", len(failureKinds))
 	}
 	for reason, kind := range failureKinds {
@@ -382,6 +382,9 @@ func TestEventFor(t *testing.T) {
 		{"the same failure again", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing), "b", nil, attempt{err: outage}, ""},
 		{"another failure", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing), "b", nil, attempt{err: refused}, "Warning/RefreshFailed"},
 		{"the link expires while waiting", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing), "b", expiresIn(0), attempt{}, "Warning/LinkExpired"},
+		{"a failing retry finds the link expired", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing), "b", expiresIn(0), attempt{err: outage}, "Warning/LinkExpired"},
+		{"failing on after the expiry", ready(metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired), "b", expiresIn(0), attempt{err: outage}, ""},
+		{"no Ready condition at all", nil, "b", func(e *uredisv1alpha1.RedisBackupExport) { e.Status.NextRefreshTime = timePtr(now.Add(time.Hour)) }, attempt{}, ""},
 		{"nothing happens", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed), "b", nil, attempt{}, ""},
 	}
 	for _, tt := range tests {

@@ -122,6 +122,9 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 			return ctrl.Result{}, a.err
 		}
 		a.backupID = backupID
+		if err := r.restoreSecret(ctx, export, secret, a); isKubernetesAPIError(err) {
+			return ctrl.Result{}, err
+		}
 		// A force-refresh request is handled by this attempt, whatever its
 		// outcome: retrying it outside the backoff would be a hot loop.
 		export.Status.LastHandledRefreshRequest = refreshRequest(export)
@@ -145,8 +148,11 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 		lastFailure, failing = kindOf(ready.Reason)
 	}
 	obs := schedule.Observation{
-		Now:              now,
-		SpecChanged:      st.ObservedGeneration != export.Generation,
+		Now: now,
+		// The Ready condition carries the generation of the last finished
+		// attempt, as status.observedGeneration does; statuses written
+		// before observedGeneration moved on failures have it only there.
+		SpecChanged:      ready == nil || ready.ObservedGeneration != export.Generation,
 		HasLink:          linkForCurrentSpec(export),
 		SecretInSync:     secretInSync(secret, export),
 		WaitingOnUser:    failing && lastFailure.retryOnCredentialsChange,
@@ -182,6 +188,28 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 		return "", nil, err
 	}
 	return backup.id, &link, nil
+}
+
+// restoreSecret puts the link of the status back into a Secret that was
+// deleted or edited, when the attempt to replace it with a new one failed
+// but that link still works: consumers keep a working link through an
+// outage, and Ready=True (RefreshFailing) stays true to the Secret. Only
+// errors of the Kubernetes API are returned; a Secret that cannot be
+// written (someone else's, refused) stays as it is and the failure
+// already recorded says why.
+func (r *RedisBackupExportReconciler) restoreSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, a attempt) error {
+	if a.err == nil || linkStateAt(export, a.now) != linkValid || secretInSync(secret, export) {
+		return nil
+	}
+	st := export.Status
+	err := r.writeSecret(ctx, export, secret, secretData(export, linkData{backupPath: st.BackupPath, backupID: st.BackupID, expiresAt: st.ExpiresAt.Time}))
+	if err == nil {
+		log.FromContext(ctx).Info("restored the Secret with the link still valid", "expiresAt", formatTime(st.ExpiresAt.Time))
+	}
+	if isKubernetesAPIError(err) {
+		return err
+	}
+	return nil
 }
 
 // report logs an attempt's outcome and remembers the credentials a provider

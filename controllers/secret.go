@@ -104,7 +104,7 @@ func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *u
 	}
 	// A merge patch without a resourceVersion: the cache may lag behind by a
 	// write, and ownership was checked above.
-	return r.Patch(ctx, desired, client.MergeFrom(current))
+	return refusedWrite(export, r.Patch(ctx, desired, client.MergeFrom(current)))
 }
 
 func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte) error {
@@ -117,7 +117,7 @@ func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *
 	if apierrors.IsAlreadyExists(err) {
 		return r.classifyExistingSecret(ctx, export)
 	}
-	return err
+	return refusedWrite(export, err)
 }
 
 // classifyExistingSecret explains a failed create: either a Secret we do

@@ -50,6 +50,9 @@ const (
 	// ReasonSecretConflict: the target Secret exists and is not managed by
 	// this resource; the operator leaves it alone.
 	ReasonSecretConflict = "SecretConflict"
+	// ReasonSecretWriteRefused: the API server refused to write the target
+	// Secret (an admission webhook or policy, a quota, RBAC).
+	ReasonSecretWriteRefused = "SecretWriteRefused"
 	// ReasonLinkExpired: the link in the Secret has expired and refreshing
 	// it keeps failing.
 	ReasonLinkExpired = "LinkExpired"

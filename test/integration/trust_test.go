@@ -1,17 +1,21 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/operator"
@@ -275,4 +279,109 @@ func TestManyTenantNamespaces(t *testing.T) {
 	t.Logf("%d tenant namespaces Ready; slowest create→Ready %v (whole seconds)", tenants, slowest)
 	f.g.Eventually(func() int { return successfulCalls(f.sim) }).WithTimeout(5 * time.Second).Should(Equal(tenants))
 	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(2*time.Second).Should(Equal(tenants), "one call per tenant")
+}
+
+// TestSecretRestoredDuringOutage: the Secret is deleted while every call
+// fails. The link in the status still works, so the operator writes it back
+// without a call: Ready=True (RefreshFailing) stays true to the Secret.
+func TestSecretRestoredDuringOutage(t *testing.T) {
+	f := newFixture(t)
+	f.createCredentials("cloud-credentials", publicKey, privateKey)
+	f.create(f.newExport("restored"))
+	export := f.eventuallyReady("restored")
+	// Past the 15 s in which resources may share an answer: the refresh
+	// after the deletion must call the API, and fail.
+	time.Sleep(16 * time.Second)
+	f.sim.SetFaultRate(1, simulator.Fault{Kind: simulator.FaultHTTPStatus, HTTPStatus: 503})
+	secret, err := f.secret("restored")
+	f.g.Expect(err).NotTo(HaveOccurred())
+	f.g.Expect(f.c.Delete(f.ctx, secret)).To(Succeed())
+
+	f.g.Eventually(func() string {
+		s, err := f.secret("restored")
+		if err != nil {
+			return err.Error()
+		}
+		return string(s.Data["backupPath"])
+	}).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(Equal(export.Status.BackupPath), "the still valid link is written back")
+	f.g.Eventually(func() string { return conditionSummary(f.ready("restored")) }).
+		WithTimeout(10 * time.Second).Should(HavePrefix("True/" + uredisv1alpha1.ReasonRefreshFailing))
+	f.g.Expect(failedCalls(f.sim)).To(BeNumerically(">=", 1), "the refresh was tried, and failed")
+	f.g.Expect(successfulCalls(f.sim)).To(Equal(1), "no new link was obtained")
+	restored, err := f.secret("restored")
+	f.g.Expect(err).NotTo(HaveOccurred())
+	f.g.Expect(download(string(restored.Data["backupPath"]))).To(Equal("backup one"))
+}
+
+// TestSecretWriteRefused: the API server refuses the Secret (here a
+// ValidatingAdmissionPolicy, as an admission webhook, a policy engine or a
+// quota could). The resource says so, Stalled, and is retried slowly, not
+// on every reconcile; once the refusal is lifted it recovers.
+func TestSecretWriteRefused(t *testing.T) {
+	f := newFixture(t, withOperatorOptions(func(o *operator.Options) {
+		o.PermanentBackoff = schedule.Backoff{Base: 4 * time.Second, Max: 4 * time.Second}
+	}))
+	f.createCredentials("cloud-credentials", publicKey, privateKey)
+	lift := f.refuseSecret("refused")
+	f.create(f.newExport("refused"))
+
+	cond := f.eventuallyNotReady("refused", uredisv1alpha1.ReasonSecretWriteRefused)
+	f.g.Expect(cond.Message).To(ContainSubstring(`refused to write Secret "refused"`))
+	f.g.Expect(cond.Message).NotTo(ContainSubstring("no Secret named"), "the API server's own text is left out")
+	f.g.Expect(findCondition(f.get("refused"), uredisv1alpha1.ConditionStalled)).NotTo(BeNil())
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3*time.Second).WithPolling(500*time.Millisecond).
+		Should(BeNumerically("<=", 2), "retried slowly, not in a loop")
+
+	lift()
+	f.g.Eventually(func() string { return conditionSummary(f.ready("refused")) }).
+		WithTimeout(20 * time.Second).WithPolling(200 * time.Millisecond).Should(HavePrefix("True/"))
+}
+
+// refuseSecret makes the API server refuse Secrets of that name in the
+// fixture's namespace, with a ValidatingAdmissionPolicy, and waits until it
+// does; the returned function lifts the refusal.
+func (f *fixture) refuseSecret(name string) (lift func()) {
+	f.t.Helper()
+	policyName := f.ns + "-refuse-" + name
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: policyName},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: fmt.Sprintf("object.metadata.name != %q", name),
+				Message:    "no Secret named " + name,
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: policyName},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        policyName,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+				MatchLabels: map[string]string{"kubernetes.io/metadata.name": f.ns},
+			}},
+		},
+	}
+	f.g.Expect(f.c.Create(f.ctx, policy)).To(Succeed())
+	f.g.Expect(f.c.Create(f.ctx, binding)).To(Succeed())
+	remove := func() {
+		_ = f.c.Delete(context.Background(), binding)
+		_ = f.c.Delete(context.Background(), policy)
+	}
+	f.t.Cleanup(remove)
+	probe := func() error {
+		return f.c.Create(f.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns}}, client.DryRunAll)
+	}
+	f.g.Eventually(probe).WithTimeout(20*time.Second).WithPolling(200*time.Millisecond).ShouldNot(Succeed(), "the policy takes effect")
+	return func() {
+		remove()
+		f.g.Eventually(probe).WithTimeout(20*time.Second).WithPolling(200*time.Millisecond).Should(Succeed(), "the policy is lifted")
+	}
 }

@@ -111,7 +111,7 @@ func TestManagerDeploymentIsHardened(t *testing.T) {
 			// (docs/benchmarks.md); the soft limit sits below the hard one,
 			// so that the collector works harder before the kernel kills.
 			limit := c.Resources.Limits[corev1.ResourceMemory]
-			g.Expect(limit.String()).To(Equal("128Mi"))
+			g.Expect(limit.String()).To(Equal("192Mi"))
 			var gomemlimit string
 			for _, env := range c.Env {
 				if env.Name == "GOMEMLIMIT" {
