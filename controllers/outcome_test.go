@@ -274,7 +274,7 @@ func TestEveryReasonIsDeclared(t *testing.T) {
 		}
 	}
 	if len(failureKinds) != 11 {
-		t.Errorf("%d failure reasons declared; a new one needs its row in failureKinds, the README and this test", len(failureKinds))
+		t.Errorf("%d failure reasons declared; a new one needs its row in failureKinds, docs/reference.md and this test", len(failureKinds))
 	}
 	for reason, kind := range failureKinds {
 		if kind.class == transient && kind.retry != retryWithBackoff {

@@ -2,7 +2,7 @@ package v1alpha1
 
 // The Secret contract: what the operator writes into a target Secret, for
 // restore Jobs and other consumers to rely on. The names are API: they are
-// documented in the README and never change within a version.
+// documented in docs/reference.md and never change within a version.
 const (
 	// Default keys of the target Secret's data; spec.target.keys renames
 	// them.

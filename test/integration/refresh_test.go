@@ -124,14 +124,8 @@ func TestTransientFaultsConvergeWithoutExpiredLinks(t *testing.T) {
 	// although half of all calls fail.
 	f.watchForExpiredLinks(2*lifetime + 5*time.Second)
 
-	successes, failures := 0, 0
-	for _, call := range f.sim.Calls() {
-		if call.RetCode == 0 && call.Fault == "" {
-			successes++
-		} else {
-			failures++
-		}
-	}
+	failures := failedCalls(f.sim)
+	successes := f.sim.CallCount("") - failures
 	t.Logf("%d successful calls, %d failed", successes, failures)
 	// With half the calls failing, about one failure per success is
 	// expected; a retry loop that ignores backoff makes far more.
