@@ -116,12 +116,10 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	log.FromContext(ctx).V(1).Info("decided", "action", decision.Action.String(), "reason", decision.Reason)
 
 	if decision.Action == schedule.Refresh {
-		var backupID string
-		backupID, a.link, a.err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion})
+		a.backupID, a.link, a.err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion})
 		if isKubernetesAPIError(a.err) {
 			return ctrl.Result{}, a.err
 		}
-		a.backupID = backupID
 		if err := r.restoreSecret(ctx, export, secret, a); isKubernetesAPIError(err) {
 			return ctrl.Result{}, err
 		}
@@ -129,12 +127,8 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		// outcome: retrying it outside the backoff would be a hot loop.
 		export.Status.LastHandledRefreshRequest = refreshRequest(export)
 	}
-	before := meta.FindStatusCondition(original.Status.Conditions, uredisv1alpha1.ConditionReady)
 	requeue := r.outcomes.summarize(export, a)
-	r.report(ctx, export, a, credentialsVersion)
-	if e, ok := eventFor(before, original.Status.BackupID, export, a); ok {
-		r.Events.Eventf(export, nil, e.eventType, e.reason, "Refresh", "%s", e.note)
-	}
+	r.report(ctx, original, export, a, credentialsVersion)
 	return ctrl.Result{RequeueAfter: requeue}, r.patchStatus(ctx, original, export)
 }
 
@@ -212,9 +206,14 @@ func (r *RedisBackupExportReconciler) restoreSecret(ctx context.Context, export 
 	return nil
 }
 
-// report logs an attempt's outcome and remembers the credentials a provider
-// rejected.
-func (r *RedisBackupExportReconciler) report(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, a attempt, credentialsVersion string) {
+// report logs an attempt's outcome, records its Event when it deserves one
+// (eventFor), and remembers the credentials a provider rejected. original
+// is the resource as it was before the attempt.
+func (r *RedisBackupExportReconciler) report(ctx context.Context, original, export *uredisv1alpha1.RedisBackupExport, a attempt, credentialsVersion string) {
+	before := meta.FindStatusCondition(original.Status.Conditions, uredisv1alpha1.ConditionReady)
+	if e, ok := eventFor(before, original.Status.BackupID, export, a); ok {
+		r.Events.Eventf(export, nil, e.eventType, e.reason, "Refresh", "%s", e.note)
+	}
 	key := client.ObjectKeyFromObject(export)
 	st := export.Status
 	switch {

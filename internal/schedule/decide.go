@@ -6,7 +6,8 @@ import "time"
 type Action int
 
 const (
-	// Wait: nothing to do until RequeueAfter.
+	// Wait: nothing to do until the planned attempt (status.nextRefreshTime;
+	// the controller's summarize turns it into the requeue).
 	Wait Action = iota
 	// Refresh: ask the API for a new link and write it.
 	Refresh
@@ -53,8 +54,6 @@ type Decision struct {
 	Action Action
 	// Reason says why, for logs.
 	Reason string
-	// RequeueAfter is set for Wait.
-	RequeueAfter time.Duration
 }
 
 // Decide picks the next step for a resource. It never asks for an API call
@@ -80,7 +79,7 @@ func Decide(p Policy, o Observation) Decision {
 	case linkUsable && !o.SecretInSync && !o.WaitingOnUser:
 		return refresh("secret out of sync")
 	default:
-		return Decision{Action: Wait, Reason: "scheduled", RequeueAfter: o.NextAttempt.Sub(o.Now)}
+		return Decision{Action: Wait, Reason: "scheduled"}
 	}
 }
 
