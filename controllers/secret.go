@@ -78,13 +78,13 @@ func secretInSync(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExpor
 	}
 	want := secretData(export, linkData{backupPath: status.BackupPath, backupID: status.BackupID, expiresAt: status.ExpiresAt.Time})
 	for key, value := range want {
-		if string(secret.Data[key]) != string(value) {
+		if !holds(secret, key, value) {
 			return false
 		}
 	}
 	shaped := secret.DeepCopy()
-	shapeSecret(shaped, export, secret.Data)
-	return secret.Annotations[uredisv1alpha1.AnnotationDataHash] == dataHash(secret.Data) && secretsEqual(secret, shaped)
+	shapeMetadata(shaped, export, secret.Annotations[uredisv1alpha1.AnnotationDataHash])
+	return unedited(secret) && metadataEqual(secret, shaped)
 }
 
 // writeSecret creates or updates the target Secret with data. current is the
@@ -99,12 +99,15 @@ func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *u
 	}
 	desired := current.DeepCopy()
 	shapeSecret(desired, export, data)
-	if secretsEqual(current, desired) {
+	if metadataEqual(current, desired) && observedDataHash(current) == dataHash(data) {
 		return nil
 	}
 	// A merge patch without a resourceVersion: the cache may lag behind by a
-	// write, and ownership was checked above.
-	return refusedWrite(export, r.Patch(ctx, desired, client.MergeFrom(current)))
+	// write, and ownership was checked above. The cache holds no values, so
+	// the patch sets every key of data and removes any other.
+	base := current.DeepCopy()
+	base.Data = dataKeys(current)
+	return refusedWrite(export, r.Patch(ctx, desired, client.MergeFrom(base)))
 }
 
 func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte) error {
@@ -139,14 +142,19 @@ func (r *RedisBackupExportReconciler) classifyExistingSecret(ctx context.Context
 // put there), the operator's own label and annotations, and the owner
 // reference that the creation policy asks for.
 func shapeSecret(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte) {
+	shapeMetadata(secret, export, dataHash(data))
+	secret.Data = data
+	secret.StringData = nil
+}
+
+// shapeMetadata is shapeSecret without the data, whose hash it is given.
+func shapeMetadata(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport, hash string) {
 	target := export.Spec.Target
 	secret.Labels = mergeMaps(secret.Labels, target.Labels, map[string]string{uredisv1alpha1.LabelManagedBy: uredisv1alpha1.ManagedByValue})
 	secret.Annotations = mergeMaps(secret.Annotations, target.Annotations, map[string]string{
-		uredisv1alpha1.AnnotationDataHash:  dataHash(data),
+		uredisv1alpha1.AnnotationDataHash:  hash,
 		uredisv1alpha1.AnnotationExportUID: string(export.UID),
 	})
-	secret.Data = data
-	secret.StringData = nil
 	secret.OwnerReferences = slices.DeleteFunc(secret.OwnerReferences, func(ref metav1.OwnerReference) bool { return ref.UID == export.UID })
 	if target.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan {
 		secret.OwnerReferences = append(secret.OwnerReferences, *metav1.NewControllerRef(export, uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport")))
@@ -164,9 +172,9 @@ func mergeMaps(base map[string]string, overlays ...map[string]string) map[string
 	return merged
 }
 
-func secretsEqual(a, b *corev1.Secret) bool {
+// metadataEqual compares what shapeMetadata decides.
+func metadataEqual(a, b *corev1.Secret) bool {
 	return maps.Equal(a.Labels, b.Labels) && maps.Equal(a.Annotations, b.Annotations) &&
-		maps.EqualFunc(a.Data, b.Data, func(x, y []byte) bool { return string(x) == string(y) }) &&
 		slices.EqualFunc(a.OwnerReferences, b.OwnerReferences, func(x, y metav1.OwnerReference) bool {
 			return x.UID == y.UID && ptr.Equal(x.Controller, y.Controller)
 		})

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"reflect"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,6 +41,14 @@ func TestSecretInSync(t *testing.T) {
 		tt.mutate(secret)
 		if got := secretInSync(secret, export); got != tt.want {
 			t.Errorf("%s: secretInSync() = %v, want %v", tt.name, got, tt.want)
+		}
+		// The same Secret as the operator's cache holds it.
+		cached, err := CacheManagedSecret(secret.DeepCopy())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := secretInSync(cached.(*corev1.Secret), export); got != tt.want {
+			t.Errorf("%s, from the cache: secretInSync() = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 	if secretInSync(nil, export) {
@@ -89,5 +98,62 @@ func TestShapeSecret(t *testing.T) {
 	}
 	if !ownsSecret(secret, export) {
 		t.Fatal("an orphaned Secret is still recognised as the resource's own")
+	}
+}
+
+func TestCacheManagedSecret(t *testing.T) {
+	export := exportWithLink()
+	data := secretData(export, linkData{backupPath: export.Status.BackupPath, backupID: "b", expiresAt: export.Status.ExpiresAt.Time})
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
+	shapeSecret(secret, export, data)
+	secret.Data["huge"] = make([]byte, 512<<10)
+
+	obj, err := CacheManagedSecret(secret.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cachedSecret := obj.(*corev1.Secret)
+	if cachedSecret.ManagedFields != nil || cachedSecret.Data != nil {
+		t.Error("managedFields or data kept in the cache")
+	}
+	if len(cachedSecret.Annotations[cachedData]) > 400 {
+		t.Errorf("the cache keeps %d bytes of a Secret's data, want a few dozen per key", len(cachedSecret.Annotations[cachedData]))
+	}
+	if observedDataHash(cachedSecret) != dataHash(secret.Data) {
+		t.Error("the cache must record the hash of the data the API server holds")
+	}
+	if unedited(cachedSecret) {
+		t.Error("a key added by someone is an edit")
+	}
+	if keys := dataKeys(cachedSecret); len(keys) != len(secret.Data) || keys["huge"] != nil {
+		t.Errorf("the patch base must name every key the API server holds, with no value: %v", keys)
+	}
+	if secret.Annotations[cachedData] != "" {
+		t.Error("the transform must not touch the annotations of the object it was given")
+	}
+
+	delete(secret.Data, "huge")
+	obj, _ = CacheManagedSecret(secret.DeepCopy())
+	cachedSecret = obj.(*corev1.Secret)
+	if !unedited(cachedSecret) || !holds(cachedSecret, uredisv1alpha1.KeyBackupPath, []byte(export.Status.BackupPath)) ||
+		holds(cachedSecret, uredisv1alpha1.KeyBackupPath, []byte("other")) || holds(cachedSecret, "Path", []byte(export.Status.BackupPath)) {
+		t.Error("a cached Secret must compare as its data would")
+	}
+	if !ownSecretWrite(&corev1.Secret{}, cachedSecret) {
+		t.Error("the operator's own write, seen through the cache, must be recognised")
+	}
+	again, _ := CacheManagedSecret(cachedSecret.DeepCopy())
+	if !reflect.DeepEqual(again, cachedSecret) {
+		t.Error("the transform must be idempotent: informers may hand it an object it already transformed")
+	}
+
+	// Anyone can put the annotation on a Secret; without this process's
+	// mark it is overwritten, never believed.
+	forged := secret.DeepCopy()
+	forged.Annotations[cachedData] = "x:" + secret.Annotations[uredisv1alpha1.AnnotationDataHash] + ":backupPath=" + digest([]byte("https://elsewhere.example.com/")) + ";"
+	forged.Data[uredisv1alpha1.KeyBackupPath] = []byte("https://tampered.example.com/")
+	obj, _ = CacheManagedSecret(forged)
+	if c := obj.(*corev1.Secret); unedited(c) || holds(c, uredisv1alpha1.KeyBackupPath, []byte("https://elsewhere.example.com/")) {
+		t.Error("a forged cache annotation was believed")
 	}
 }

@@ -154,7 +154,7 @@ func notOwnSecretWrite() predicate.Funcs {
 
 func ownSecretWrite(old, updated *corev1.Secret) bool {
 	hash := updated.Annotations[uredisv1alpha1.AnnotationDataHash]
-	return hash != "" && hash == dataHash(updated.Data) && hash != old.Annotations[uredisv1alpha1.AnnotationDataHash]
+	return unedited(updated) && hash != old.Annotations[uredisv1alpha1.AnnotationDataHash]
 }
 
 // deletionsOnly lets through only deletions.

@@ -4,12 +4,12 @@
 package operator
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -34,8 +34,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
@@ -260,10 +258,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	scheme := Scheme()
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
+	resourceSeries := &metrics.ResourceSeries{}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Logger:                  logging.CapVerbosity(managerLogger(o.Logger), logging.MaxVerbosity),
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress, FilterProvider: resourceSeries.FilterProvider},
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
 		PprofBindAddress:        o.PprofBindAddress,
 		LeaderElection:          o.LeaderElection,
@@ -278,7 +277,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			// Cache only the Secrets the operator writes: clusters hold many
 			// large Secrets the operator has no business keeping in memory.
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{uredisv1alpha1.LabelManagedBy: uredisv1alpha1.ManagedByValue})},
+				&uredisv1alpha1.RedisBackupExport{}: {Transform: compactExport},
+				&corev1.Secret{}: {
+					Label:     labels.SelectorFromSet(labels.Set{uredisv1alpha1.LabelManagedBy: uredisv1alpha1.ManagedByValue}),
+					Transform: controllers.CacheManagedSecret,
+				},
 			},
 		},
 	})
@@ -300,9 +303,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(exportMetrics(mgr)); err != nil {
-		return nil, err
-	}
+	resourceSeries.Use(mgr.GetCache())
 	secretMetadata, err := secretMetadataCache(mgr, o.secretMetadataNamespaces())
 	if err != nil {
 		return nil, err
@@ -395,17 +396,6 @@ func managerLogger(configured logr.Logger) logr.Logger {
 	return ctrl.Log
 }
 
-// exportMetrics serves the per-resource metrics from mgr's cache while mgr
-// runs.
-func exportMetrics(mgr ctrl.Manager) manager.RunnableFunc {
-	return func(ctx context.Context) error {
-		unregister := metrics.Register(crmetrics.Registry, mgr.GetCache())
-		defer unregister()
-		<-ctx.Done()
-		return nil
-	}
-}
-
 func namespaceConfigs(namespaces []string) map[string]cache.Config {
 	if len(namespaces) == 0 {
 		return nil
@@ -415,6 +405,23 @@ func namespaceConfigs(namespaces []string) map[string]cache.Config {
 		configs[ns] = cache.Config{}
 	}
 	return configs
+}
+
+// compactExport is the cache transform of RedisBackupExports: it drops
+// what the operator never reads, managedFields and the copy of the whole
+// object that `kubectl apply` keeps in an annotation. The operator writes
+// only the status subresource, so nothing it patches is derived from them.
+func compactExport(obj any) (any, error) {
+	export, ok := obj.(*uredisv1alpha1.RedisBackupExport)
+	if !ok {
+		return obj, nil
+	}
+	export.ManagedFields = nil
+	if _, ok := export.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
+		export.Annotations = maps.Clone(export.Annotations)
+		delete(export.Annotations, corev1.LastAppliedConfigAnnotation)
+	}
+	return export, nil
 }
 
 func identityOnly(obj any) (any, error) {

@@ -6,10 +6,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
 )
 
@@ -123,5 +128,27 @@ func TestHTTPClientNeverFollowsRedirects(t *testing.T) {
 	}
 	if leaked {
 		t.Fatal("the signed request was re-sent to the redirect target")
+	}
+}
+
+func TestCompactExport(t *testing.T) {
+	export := &uredisv1alpha1.RedisBackupExport{ObjectMeta: metav1.ObjectMeta{
+		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"spec":{}}`, "team": "a"},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}}
+	original := export.DeepCopy()
+	obj, err := compactExport(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact := obj.(*uredisv1alpha1.RedisBackupExport)
+	if compact.ManagedFields != nil || len(compact.Annotations) != 1 || compact.Annotations["team"] != "a" {
+		t.Errorf("cached as %+v", compact.ObjectMeta)
+	}
+	if again, _ := compactExport(compact.DeepCopy()); !reflect.DeepEqual(again, compact) {
+		t.Error("the transform must be idempotent")
+	}
+	if original.Annotations[corev1.LastAppliedConfigAnnotation] == "" {
+		t.Error("the test's copy was changed")
 	}
 }
