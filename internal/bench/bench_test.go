@@ -48,7 +48,7 @@ func TestPipeline(t *testing.T) {
 		}
 		run, want := fig.Runs[0], n
 		if name == "tenants" {
-			want = tenants
+			want = tenants * cfg.TenantResources()
 		}
 		if run.Calls != want {
 			t.Errorf("%s: %d API calls on first sync, want exactly %d", name, run.Calls, want)
@@ -69,6 +69,10 @@ func TestPipeline(t *testing.T) {
 		t.Errorf("restart: %+v, want %d resources (with the warm-up one) all reconciled", r, n+1)
 	}
 
+	if tr := res.TenantRestart; tr.Calls != 0 || tr.Resources != tenants*cfg.TenantResources()+1 || tr.Reconciles < tr.Resources {
+		t.Errorf("restart after the many-tenant sync: %+v, want %d resources all reconciled with no call", tr, tenants*cfg.TenantResources()+1)
+	}
+
 	s := res.Soak
 	if s.ExpiredSeconds != 0 || s.NotReadyAtEnd != 0 {
 		t.Errorf("soak: %d seconds with an expired link, %d resources not Ready at the end", s.ExpiredSeconds, s.NotReadyAtEnd)
@@ -84,7 +88,7 @@ func TestPipeline(t *testing.T) {
 		t.Fatalf("memory: %d results, want with and without unrelated Secrets, and spread over namespaces", len(res.Memory))
 	}
 	for _, m := range res.Memory {
-		if !m.AllReady || m.RSS == 0 || m.PeakHeap == 0 {
+		if !m.AllReady || m.RSS == 0 || m.PeakHeap == 0 || m.Sync <= 0 {
 			t.Errorf("memory: %+v", m)
 		}
 	}
@@ -95,8 +99,28 @@ func TestPipeline(t *testing.T) {
 		t.Errorf("memory: the spread run covered %d namespaces (unrelated Secrets %d), want %d (none)", spread.Namespaces, spread.Unrelated, tenants)
 	}
 
+	if len(res.WriteCost.Kinds) != 4 {
+		t.Fatalf("write cost: %d kinds, want the resource, its copies without rules and without a schema, and a ConfigMap", len(res.WriteCost.Kinds))
+	}
+	for _, k := range res.WriteCost.Kinds {
+		if len(k.Creates) != 1 || len(k.Patches) != 1 || k.Creates[0] <= 0 || k.Patches[0] <= 0 {
+			t.Errorf("write cost of %s: creates %v, patches %v, want one round of each", k.Name, k.Creates, k.Patches)
+		}
+	}
+	// The API server's count of the first sync's requests: the harness's
+	// creates and the operator's Secret creates and status patches.
+	seen := map[string]int{}
+	for _, r := range res.Requests {
+		seen[r.Verb+" "+r.Resource] = r.Count
+	}
+	for _, want := range []string{"POST redisbackupexports", "POST secrets", "PATCH redisbackupexports/status"} {
+		if seen[want] < n {
+			t.Errorf("API server requests: %q %d times, want at least %d (all: %v)", want, seen[want], n, res.Requests)
+		}
+	}
+
 	section := Section(res)
-	for _, heading := range []string{"## 20 resources", "### Goals", "### 1.", "### 2.", "### 3.", "### 4.", "### 5.", "### 6.", "### 7.", "### 8."} {
+	for _, heading := range []string{"## 20 resources", "### Goals", "### 1.", "### 2.", "### 3.", "### 4.", "### 5.", "### 6.", "### 7.", "### 8.", "### 9.", "### 10.", "### 11."} {
 		if !strings.Contains(section, heading) {
 			t.Errorf("the report lacks %q", heading)
 		}

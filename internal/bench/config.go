@@ -30,6 +30,9 @@ type Config struct {
 	// MemoryTenants the namespaces the resources of the many-tenant memory
 	// figure are spread over. 0 skips them.
 	Tenants, MemoryTenants int
+	// WriteCost is the number of objects of each kind in the write-cost
+	// comparison (Repeats rounds); 0 skips it.
+	WriteCost int
 	// Concurrency of the harness's writers that create the resources.
 	Concurrency int
 	// FloorWorkers do the floor's per-resource work, as the operator's
@@ -86,6 +89,7 @@ func DefaultConfig(n int) Config {
 		DefaultsRepeats: 1,
 		Tenants:         1000,
 		MemoryTenants:   1000,
+		WriteCost:       n,
 		Concurrency:     16,
 		FloorWorkers:    32,
 		TunedFlags:      defaultTunedFlags,
@@ -100,7 +104,7 @@ func DefaultConfig(n int) Config {
 		SoakRefreshBefore: time.Second,
 		SoakFlags:         []string{"--refresh-min-margin=1s", "--min-link-lifetime=10s"},
 		Latency:           50 * time.Millisecond,
-		MemoryN:           []int{1000, 10000},
+		MemoryN:           []int{1000, 3000, 10000},
 		Unrelated:         5000,
 		UnrelatedSize:     10 << 10,
 		MemorySettle:      10 * time.Second,
@@ -111,10 +115,14 @@ func DefaultConfig(n int) Config {
 	}
 }
 
+// TenantResources is how many resources each tenant namespace of the
+// many-tenant first sync holds: N shared out, at least one.
+func (c Config) TenantResources() int { return max(1, c.N/max(c.Tenants, 1)) }
+
 // envKeys are the variables FromEnv reads, in the order the report lists
 // them.
 var envKeys = []string{
-	"BENCH_N", "BENCH_REPEATS", "BENCH_DEFAULTS_REPEATS", "BENCH_TENANTS", "BENCH_MEMORY_TENANTS", "BENCH_CONCURRENCY", "BENCH_FLOOR_WORKERS", "BENCH_TUNED_FLAGS",
+	"BENCH_N", "BENCH_REPEATS", "BENCH_DEFAULTS_REPEATS", "BENCH_TENANTS", "BENCH_MEMORY_TENANTS", "BENCH_WRITE_COST", "BENCH_CONCURRENCY", "BENCH_FLOOR_WORKERS", "BENCH_TUNED_FLAGS",
 	"BENCH_RESTART_WINDOW", "BENCH_SOAK", "BENCH_SOAK_LINK_LIFETIME", "BENCH_SOAK_REFRESH_BEFORE", "BENCH_SOAK_FLAGS",
 	"BENCH_LATENCY", "BENCH_MEMORY_N", "BENCH_UNRELATED", "BENCH_UNRELATED_SIZE", "BENCH_MEMORY_SETTLE",
 	"BENCH_GOMEMLIMIT", "BENCH_PPROF", "BENCH_PPROF_DIR", "BENCH_LOG_LEVEL", "BENCH_OUT",
@@ -122,7 +130,7 @@ var envKeys = []string{
 
 // ShippedMemoryLimit is the GOMEMLIMIT config/manager sets (a test in
 // test/manifests keeps the two equal).
-const ShippedMemoryLimit = "100MiB"
+const ShippedMemoryLimit = "90MiB"
 
 // FromEnv builds the Config from BENCH_* variables over DefaultConfig.
 // BENCH_INVOCATION names the command that started the run ("make bench").
@@ -145,6 +153,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c.Tenants, err = envInt(getenv, "BENCH_TENANTS", c.Tenants)
 	collect(err)
 	c.MemoryTenants, err = envInt(getenv, "BENCH_MEMORY_TENANTS", c.MemoryTenants)
+	collect(err)
+	c.WriteCost, err = envInt(getenv, "BENCH_WRITE_COST", c.WriteCost)
 	collect(err)
 	c.Concurrency, err = envInt(getenv, "BENCH_CONCURRENCY", c.Concurrency)
 	collect(err)
@@ -205,8 +215,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("BENCH_N must be at least 1, not %d", c.N)
 	case c.Repeats < 1 || c.DefaultsRepeats < 0:
 		return fmt.Errorf("BENCH_REPEATS must be at least 1 and BENCH_DEFAULTS_REPEATS at least 0")
-	case c.Tenants < 0 || c.MemoryTenants < 0:
-		return fmt.Errorf("BENCH_TENANTS and BENCH_MEMORY_TENANTS must not be negative")
+	case c.Tenants < 0 || c.MemoryTenants < 0 || c.WriteCost < 0:
+		return fmt.Errorf("BENCH_TENANTS, BENCH_MEMORY_TENANTS and BENCH_WRITE_COST must not be negative")
 	case c.Concurrency < 1 || c.FloorWorkers < 1:
 		return fmt.Errorf("BENCH_CONCURRENCY and BENCH_FLOOR_WORKERS must be at least 1")
 	case c.SoakLinkLifetime < 2*time.Second:

@@ -37,7 +37,12 @@ func Goals(res *Results) []Goal {
 		herdGoal(res.Soak),
 	}
 	if len(res.Tenants.Runs) > 0 {
-		goals = append(goals, tenantRatioGoal(res))
+		t := res.TenantRestart
+		goals = append(goals, tenantRatioGoal(res), zeroGoal("No API call on restart with fresh links, many tenants", t.Calls,
+			fmt.Sprintf("%d calls in the first %s", t.Calls, fmtDuration(t.Window))))
+	}
+	if len(res.WriteCost.Kinds) > 0 {
+		goals = append(goals, writeCostGoal(res.WriteCost))
 	}
 	return append(goals, memoryGoals(res)...)
 }
@@ -47,7 +52,8 @@ func ratioGoal(res *Results) Goal {
 }
 
 func tenantRatioGoal(res *Results) Goal {
-	return syncRatioGoal(fmt.Sprintf("First sync of %s tenant namespaces within %.1f× the floor, limits raised", fmtInt(res.Config.Tenants), goalRatio), res.Tenants)
+	return syncRatioGoal(fmt.Sprintf("First sync of %s tenant namespaces (%s each) within %.1f× the floor, limits raised",
+		fmtInt(res.Config.Tenants), plural(res.Config.TenantResources(), "resource"), goalRatio), res.Tenants)
 }
 
 func syncRatioGoal(name string, f SyncFigure) Goal {
@@ -199,4 +205,18 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+func writeCostGoal(wc WriteCost) Goal {
+	export, _ := wc.Kind(kindExport)
+	configMap, _ := wc.Kind(kindConfigMap)
+	r := ratio(export.Total(), configMap.Total())
+	g := Goal{
+		Name:     fmt.Sprintf("A RedisBackupExport's create and status patch within %.1f× a ConfigMap's with the same payload", goalRatio),
+		Measured: fmt.Sprintf("%.2f× (%s vs %s for %s of each)", r, fmtDuration(export.Total()), fmtDuration(configMap.Total()), fmtInt(wc.N)),
+	}
+	if schemaless, ok := wc.Kind(kindSchemaless); ok {
+		g.Measured += fmt.Sprintf("; a custom resource with no schema: %.2f×", ratio(schemaless.Total(), configMap.Total()))
+	}
+	return judge(g, r <= goalRatio, fmt.Sprintf("by %.2f× (figure 9: how much of it any custom resource costs)", r-goalRatio))
 }

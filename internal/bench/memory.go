@@ -72,13 +72,14 @@ func (h *Harness) memoryRun(ctx context.Context, n, tenants int, unrelated bool,
 	}
 	op := &syncedOperator{process: p, ns: ns}
 	sampler := startMemorySampler(ctx, p)
+	var run SyncRun
 	var syncErr error
 	if tenants > 1 {
-		_, syncErr = h.measureTenantSync(ctx, layout)
+		run, syncErr = h.measureTenantSync(ctx, layout)
 	} else {
-		_, syncErr = h.measureSync(ctx, ns, n, 0)
+		run, syncErr = h.measureSync(ctx, ns, n, 0)
 	}
-	res.AllReady = syncErr == nil
+	res.AllReady, res.Sync = syncErr == nil, run.Total
 	if syncErr == nil {
 		time.Sleep(h.cfg.MemorySettle)
 	}

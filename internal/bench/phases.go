@@ -20,7 +20,7 @@ func (h *Harness) runAll(ctx context.Context, res *Results) error {
 	if res.FirstSync, restart, err = h.syncFigure(ctx, cfg.TunedFlags, cfg.Repeats, true, true); err != nil {
 		return fmt.Errorf("first sync: %w", err)
 	}
-	res.Restart = *restart
+	res.Restart, res.Requests = *restart, h.lastRequests
 
 	if cfg.DefaultsRepeats > 0 {
 		h.logf("first sync: %d resources, default flags, %d runs", cfg.N, cfg.DefaultsRepeats)
@@ -30,18 +30,29 @@ func (h *Harness) runAll(ctx context.Context, res *Results) error {
 		res.Defaults.Floors = res.FirstSync.Floors // the floor does not depend on the operator's flags
 	}
 
-	h.logf("first sync: %d resources, simulator answering after %s", cfg.N, cfg.Latency)
-	h.sim.SetLatency(cfg.Latency)
-	res.Latency, _, err = h.syncFigure(ctx, cfg.TunedFlags, cfg.Repeats, true, false)
-	h.sim.SetLatency(0)
-	if err != nil {
-		return fmt.Errorf("first sync with latency: %w", err)
+	if cfg.Latency > 0 {
+		h.logf("first sync: %d resources, simulator answering after %s", cfg.N, cfg.Latency)
+		h.sim.SetLatency(cfg.Latency)
+		res.Latency, _, err = h.syncFigure(ctx, cfg.TunedFlags, cfg.Repeats, true, false)
+		h.sim.SetLatency(0)
+		if err != nil {
+			return fmt.Errorf("first sync with latency: %w", err)
+		}
 	}
 
 	if cfg.Tenants > 0 {
-		h.logf("first sync: %d tenant namespaces with a credentials Secret and one resource each, tuned flags, %d runs, each followed by the floor", cfg.Tenants, cfg.Repeats)
-		if res.Tenants, err = h.tenantFigure(ctx, cfg.TunedFlags, cfg.Repeats); err != nil {
+		h.logf("first sync: %d tenant namespaces with a credentials Secret and %d resources each, tuned flags, %d runs, each followed by the floor", cfg.Tenants, cfg.TenantResources(), cfg.Repeats)
+		var restart *RestartResult
+		if res.Tenants, restart, err = h.tenantFigure(ctx, cfg.TunedFlags, cfg.Repeats); err != nil {
 			return fmt.Errorf("many-tenant first sync: %w", err)
+		}
+		res.TenantRestart = *restart
+	}
+
+	if cfg.WriteCost > 0 {
+		h.logf("write cost: %d objects of each kind, created then status-patched by %d writers, %d rounds after a warm-up", cfg.WriteCost, cfg.Concurrency, cfg.Repeats)
+		if res.WriteCost, err = h.writeCost(ctx, cfg.WriteCost, cfg.Repeats); err != nil {
+			return fmt.Errorf("write cost: %w", err)
 		}
 	}
 
@@ -69,10 +80,19 @@ func (h *Harness) syncFigure(ctx context.Context, flags []string, repeats int, w
 	fig := SyncFigure{Flags: flags}
 	var restart *RestartResult
 	for r := range repeats {
+		before, err := h.apiServerRequests(ctx)
+		if err != nil {
+			return fig, nil, err
+		}
 		run, op, err := h.operatorSync(ctx, flags, h.cfg.N, 0)
 		if err != nil {
 			return fig, nil, err
 		}
+		after, err := h.apiServerRequests(ctx)
+		if err != nil {
+			return fig, nil, err
+		}
+		h.lastRequests = requestsBetween(before, after)
 		h.logf("  run %d: all %d Ready in %s (p50 %s, p99 %s), %d API calls",
 			r+1, h.cfg.N, round(run.Total), round(run.P50), round(run.P99), run.Calls)
 		fig.Runs = append(fig.Runs, run)

@@ -26,6 +26,9 @@ func Section(res *Results) string {
 	writeMemory(&b, res)
 	writeLatency(&b, res)
 	writeTenants(&b, res)
+	writeWriteCost(&b, res)
+	writeRequests(&b, res)
+	writeGrowth(&b, res)
 	if len(res.Profiles) > 0 {
 		fmt.Fprintf(&b, "Profiles of the operator (`go tool pprof`): %s.\n\n", "`"+strings.Join(res.Profiles, "`, `")+"`")
 	}
@@ -86,7 +89,10 @@ func writeFloor(w io.Writer, res *Results) {
 		fmtInt(res.Config.N), res.Config.Concurrency, res.Config.FloorWorkers)
 	fmt.Fprintf(w, "| simulator latency | runs | median | each run |\n|---|---|---|---|\n")
 	fmt.Fprintf(w, "| none | %d | %s | %s |\n", len(res.FirstSync.Floors), fmtDuration(res.FirstSync.Floor()), fmtDurations(res.FirstSync.Floors))
-	fmt.Fprintf(w, "| %s | %d | %s | %s |\n\n", fmtDuration(res.Config.Latency), len(res.Latency.Floors), fmtDuration(res.Latency.Floor()), fmtDurations(res.Latency.Floors))
+	if len(res.Latency.Floors) > 0 {
+		fmt.Fprintf(w, "| %s | %d | %s | %s |\n", fmtDuration(res.Config.Latency), len(res.Latency.Floors), fmtDuration(res.Latency.Floor()), fmtDurations(res.Latency.Floors))
+	}
+	fmt.Fprintln(w)
 }
 
 func writeCalls(w io.Writer, res *Results) {
@@ -115,8 +121,13 @@ func writeRestart(w io.Writer, res *Results) {
 		"\"Scheduled\" is from the new process' start until its metrics show at least one reconcile per resource "+
 		"(%s, the benchmark's plus a warm-up one) with an empty work queue and no reconcile in progress; "+
 		"the metrics are polled every %s, so it is late by up to that.\n\n", fmtInt(r.Resources), fmtDuration(r.PollInterval))
-	fmt.Fprintf(w, "| API calls in the first %s | every resource scheduled after | reconciles by then |\n|---|---|---|\n", fmtDuration(r.Window))
-	fmt.Fprintf(w, "| %s | %s | %s |\n\n", fmtInt(r.Calls), fmtDuration(r.Scheduled), fmtInt(r.Reconciles))
+	fmt.Fprintf(w, "| after | API calls in the first %s | every resource scheduled after | reconciles by then |\n|---|---|---|---|\n", fmtDuration(r.Window))
+	fmt.Fprintf(w, "| figure 1, one namespace | %s | %s | %s |\n", fmtInt(r.Calls), fmtDuration(r.Scheduled), fmtInt(r.Reconciles))
+	if t := res.TenantRestart; t.Resources > 0 {
+		fmt.Fprintf(w, "| figure 8, %s tenant namespaces (%s resources with the warm-up one) | %s | %s | %s |\n",
+			fmtInt(res.Config.Tenants), fmtInt(t.Resources), fmtInt(t.Calls), fmtDuration(t.Scheduled), fmtInt(t.Reconciles))
+	}
+	fmt.Fprintln(w)
 }
 
 func writeSoak(w io.Writer, res *Results) {
@@ -184,6 +195,9 @@ func writeMemory(w io.Writer, res *Results) {
 }
 
 func writeLatency(w io.Writer, res *Results) {
+	if len(res.Latency.Runs) == 0 {
+		return
+	}
 	fmt.Fprintf(w, "### 7. First sync, simulator answering after %s\n\n", fmtDuration(res.Config.Latency))
 	fmt.Fprintf(w, "As figure 1 with the raised limits, every API call (the floor's too) answered after %s. "+
 		"The operator's calls in flight are bounded by `--max-concurrent-reconciles`, the floor's by its %d workers.\n\n",
@@ -197,14 +211,15 @@ func writeTenants(w io.Writer, res *Results) {
 		return
 	}
 	fmt.Fprintf(w, "### 8. Many tenants\n\n")
-	fmt.Fprintf(w, "%s tenant namespaces, created while the operator runs, each with its own credentials Secret and one resource "+
-		"(each naming its own backup), by the same %d writers, each writer taking whole tenants: namespace, credentials Secret, resource. "+
+	resources := res.Config.Tenants * res.Config.TenantResources()
+	fmt.Fprintf(w, "%s tenant namespaces, created while the operator runs, each with its own credentials Secret and %s "+
+		"(each naming its own backup), by the same %d writers, each writer taking whole tenants: namespace, credentials Secret, resources. "+
 		"The floor is the same writes by a bare client with no operator running, and per resource the floor's work of figure 2 "+
 		"(one call, the Secret, the status patch). A cluster-wide watch records when each resource was first Ready.\n\n",
-		fmtInt(res.Config.Tenants), res.Config.Concurrency)
+		fmtInt(res.Config.Tenants), plural(res.Config.TenantResources(), "resource"), res.Config.Concurrency)
 	writeSyncTable(w, []labelledFigure{{flagsLabel(f.Flags), f}})
 	least, most := f.CallRange()
-	fmt.Fprintf(w, "API calls per run: %s for %s resources. Each floor run: %s.\n\n", fmtRange(least, most), fmtInt(res.Config.Tenants), fmtDurations(f.Floors))
+	fmt.Fprintf(w, "API calls per run: %s for %s resources. Each floor run: %s.\n\n", fmtRange(least, most), fmtInt(resources), fmtDurations(f.Floors))
 }
 
 func memoryLimitLabel(limit string) string {
@@ -276,4 +291,115 @@ func fmtBytes(n int) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+func writeWriteCost(w io.Writer, res *Results) {
+	wc := res.WriteCost
+	if len(wc.Kinds) == 0 || len(wc.Kinds[0].Creates) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "### 9. What a write costs the API server\n\n")
+	fmt.Fprintf(w, "%s objects of each kind created, then each one's status merge-patched (a ConfigMap's data, for the ConfigMap), "+
+		"by %d writers in a fresh namespace; %d rounds after a warm-up round of each, the kinds taking turns. The payloads are the same: "+
+		"the ConfigMap holds the resource's spec as JSON, and its patch the status of figure 2. The two copies are the shipped CRD "+
+		"under other API groups: one with every `x-kubernetes-validations` removed (the difference to the first row is what CEL costs), "+
+		"one with no schema at all, only `x-kubernetes-preserve-unknown-fields` (what any custom resource costs, whatever its schema). "+
+		"Medians over the rounds.\n\n", fmtInt(wc.N), res.Config.Concurrency, len(wc.Kinds[0].Creates))
+	fmt.Fprintf(w, "| kind | creates | status patches | both | against the ConfigMap | each round (creates + patches) |\n|---|---|---|---|---|---|\n")
+	configMap, _ := wc.Kind(kindConfigMap)
+	for _, k := range wc.Kinds {
+		var rounds []string
+		for i := range k.Creates {
+			rounds = append(rounds, fmtDuration(k.Creates[i])+" + "+fmtDuration(k.Patches[i]))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f× | %s |\n", k.Name, fmtDuration(Median(k.Creates)), fmtDuration(Median(k.Patches)),
+			fmtDuration(k.Total()), ratio(k.Total(), configMap.Total()), strings.Join(rounds, "; "))
+	}
+	fmt.Fprintln(w)
+	export, _ := wc.Kind(kindExport)
+	noCEL, _ := wc.Kind(kindExportNoCEL)
+	if schemaless, ok := wc.Kind(kindSchemaless); ok {
+		ours := "Our schema and rules cost nothing measurable on top of it: the RedisBackupExport was no slower."
+		if extra := export.Total() - schemaless.Total(); extra > 0 {
+			ours = fmt.Sprintf("Our schema and rules add %s, %.2f× of a ConfigMap's time, on top of it.", fmtDuration(extra), ratio(extra, configMap.Total()))
+		}
+		fmt.Fprintf(w, "A custom resource with no schema at all takes %.2f× a ConfigMap's time for the same writes: that much is the API server's "+
+			"(JSON instead of protobuf, the field manager's tracking through a schema it builds for custom resources), for any custom resource. %s\n\n",
+			ratio(schemaless.Total(), configMap.Total()), ours)
+	}
+	gap, cel := export.Total()-configMap.Total(), export.Total()-noCEL.Total()
+	switch {
+	case gap <= 0:
+		fmt.Fprintf(w, "A RedisBackupExport's writes took no longer than a ConfigMap's.\n\n")
+	case cel <= 0:
+		fmt.Fprintf(w, "A RedisBackupExport's writes took %s longer than a ConfigMap's, and the copy without CEL rules was no faster: "+
+			"the difference is what any custom resource costs (JSON instead of protobuf, schema validation and pruning, defaulting), not the rules.\n\n",
+			fmtDuration(gap))
+	default:
+		fmt.Fprintf(w, "Of the %s a RedisBackupExport's writes take over a ConfigMap's, the CEL rules account for %s (%.0f%%); "+
+			"the rest is what any custom resource costs (JSON instead of protobuf, schema validation and pruning, defaulting).\n\n",
+			fmtDuration(gap), fmtDuration(min(cel, gap)), float64(min(cel, gap))/float64(gap)*100)
+	}
+}
+
+func writeRequests(w io.Writer, res *Results) {
+	if len(res.Requests) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "### 10. The API server's requests during a first sync\n\n")
+	fmt.Fprintf(w, "`apiserver_request_total` read before the operator starts and after the last of %s resources is Ready, "+
+		"in the last run of figure 1: the harness's writes (the credentials Secret, the resources, its watch) and the operator's "+
+		"(each resource's Secret and status, its reads). A watch is counted when it ends, so the operator's own, still open, are not "+
+		"in it; nor are requests to paths other than resources.\n\n", fmtInt(res.Config.N))
+	fmt.Fprintf(w, "| verb | resource | requests | per resource |\n|---|---|---|---|\n")
+	for _, r := range res.Requests {
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f |\n", r.Verb, r.Resource, fmtInt(r.Count), float64(r.Count)/float64(res.Config.N))
+	}
+	fmt.Fprintln(w)
+}
+
+// writeGrowth puts the memory runs in one namespace side by side: how the
+// first sync's time and the peak RSS grow with the number of resources.
+func writeGrowth(w io.Writer, res *Results) {
+	var rows []MemoryResult
+	for _, m := range res.Memory {
+		if m.Unrelated == 0 && m.AllReady {
+			rows = append(rows, m)
+		}
+	}
+	if len(rows) < 2 {
+		return
+	}
+	fmt.Fprintf(w, "### 11. Growth\n\n")
+	fmt.Fprintf(w, "From the memory runs of figure 6 without unrelated Secrets (one run each, a fresh operator with raised limits): "+
+		"the time from the first write until all were Ready, per 1,000 resources too, and the peak RSS, with what each 1,000 resources "+
+		"added to it since the smaller size in the same number of namespaces.\n\n")
+	fmt.Fprintf(w, "| resources | namespaces | all Ready after | per 1,000 | peak RSS | added per 1,000 | peak RSS after scrapes |\n|---|---|---|---|---|---|---|\n")
+	previous := map[bool]MemoryResult{}
+	for _, m := range rows {
+		spread := m.Namespaces > 1
+		added := "—"
+		if before, ok := previous[spread]; ok && m.N > before.N {
+			added = fmtSignedMiB(int64(float64(int64(m.PeakRSS)-int64(before.PeakRSS)) * 1000 / float64(m.N-before.N)))
+		}
+		previous[spread] = m
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", fmtInt(m.N), fmtInt(max(m.Namespaces, 1)), fmtDuration(m.Sync),
+			fmtDuration(time.Duration(float64(m.Sync)*1000/float64(m.N))), fmtMiB(m.PeakRSS), added, fmtMiB(m.PeakRSSScraped))
+	}
+	fmt.Fprintln(w)
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// plural says "one resource" or "10 resources".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "one " + noun
+	}
+	return fmtInt(n) + " " + noun + "s"
 }

@@ -14,11 +14,19 @@ type Results struct {
 	// simulator answering after Config.Latency.
 	FirstSync, Defaults, Latency SyncFigure
 	// Tenants is the first sync of Config.Tenants namespaces, each with
-	// its own credentials Secret and one resource, limits raised.
+	// its own credentials Secret and Config.TenantResources() resources,
+	// limits raised.
 	Tenants SyncFigure
-	Restart RestartResult
-	Soak    SoakResult
-	Memory  []MemoryResult
+	// WriteCost compares a RedisBackupExport's writes with a ConfigMap's.
+	WriteCost WriteCost
+	// Requests are the API server's requests during the last first sync
+	// with the raised limits (the operator's and the harness's).
+	Requests []RequestCount
+	Restart  RestartResult
+	// TenantRestart is the restart after the last many-tenant first sync.
+	TenantRestart RestartResult
+	Soak          SoakResult
+	Memory        []MemoryResult
 	// Profiles are the files written for BENCH_PPROF=1.
 	Profiles []string
 	Elapsed  time.Duration
@@ -155,6 +163,8 @@ type MemoryResult struct {
 	// Unrelated Secrets of UnrelatedSize bytes in another namespace.
 	Unrelated, UnrelatedSize int
 	AllReady                 bool
+	// Sync is the time from the first write until all were Ready.
+	Sync time.Duration
 	// PeakRSS is the kernel's high-water mark (VmHWM), RSS the resident
 	// set at the end; PeakHeap the most heap in use seen (Go's
 	// go_memstats_heap_inuse_bytes) and Heap the last, PeakHeapAlloc the

@@ -112,32 +112,48 @@ func (h *Harness) emptyTenants(ctx context.Context, l tenantLayout) error {
 }
 
 // tenantFigure measures `repeats` first syncs of cfg.Tenants tenant
-// namespaces with one resource each, each run followed by its floor.
-func (h *Harness) tenantFigure(ctx context.Context, flags []string, repeats int) (SyncFigure, error) {
+// namespaces sharing cfg.N resources (at least one each), each run
+// followed by its floor. The last run's operator is restarted and
+// measured before it is stopped.
+func (h *Harness) tenantFigure(ctx context.Context, flags []string, repeats int) (SyncFigure, *RestartResult, error) {
 	fig := SyncFigure{Flags: flags}
+	var restart *RestartResult
+	perTenant := h.cfg.TenantResources()
 	for r := range repeats {
-		l := h.newTenantLayout("tenant", h.cfg.Tenants, 1)
+		l := h.newTenantLayout("tenant", h.cfg.Tenants, perTenant)
 		p, err := h.startOperator(ctx, flags)
 		if err != nil {
-			return fig, err
+			return fig, nil, err
 		}
 		run, syncErr := h.measureTenantSync(ctx, l)
+		if syncErr == nil && r == repeats-1 {
+			h.logf("restart: stopping the operator with fresh links, counting calls for %s", h.cfg.RestartWindow)
+			op := &syncedOperator{process: p}
+			res, err := h.restart(ctx, op, flags)
+			p = op.process
+			if err != nil {
+				syncErr = fmt.Errorf("restart: %w", err)
+			} else {
+				h.logf("  restart: %d API calls, every resource scheduled after %s", res.Calls, round(res.Scheduled))
+				restart = &res
+			}
+		}
 		stopErr := p.Stop(stopTimeout)
 		emptyErr := h.emptyTenants(ctx, l)
 		for _, err := range []error{syncErr, stopErr, emptyErr} {
 			if err != nil {
-				return fig, err
+				return fig, nil, err
 			}
 		}
-		h.logf("  run %d: all %d tenants Ready in %s (p50 %s, p99 %s), %d API calls",
-			r+1, l.tenants, round(run.Total), round(run.P50), round(run.P99), run.Calls)
+		h.logf("  run %d: all %d resources of %d tenants Ready in %s (p50 %s, p99 %s), %d API calls",
+			r+1, l.resources(), l.tenants, round(run.Total), round(run.P50), round(run.P99), run.Calls)
 		fig.Runs = append(fig.Runs, run)
-		floor, err := h.tenantFloorRun(ctx, h.newTenantLayout("tenant-floor", h.cfg.Tenants, 1))
+		floor, err := h.tenantFloorRun(ctx, h.newTenantLayout("tenant-floor", h.cfg.Tenants, perTenant))
 		if err != nil {
-			return fig, fmt.Errorf("floor: %w", err)
+			return fig, nil, fmt.Errorf("floor: %w", err)
 		}
 		h.logf("  floor %d: %s", r+1, round(floor))
 		fig.Floors = append(fig.Floors, floor)
 	}
-	return fig, nil
+	return fig, restart, nil
 }
