@@ -99,7 +99,8 @@ func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *u
 	}
 	desired := current.DeepCopy()
 	shapeSecret(desired, export, data)
-	if metadataEqual(current, desired) && observedDataHash(current) == dataHash(data) {
+	// Equal metadata means the hash the operator wrote is that of data.
+	if metadataEqual(current, desired) && unedited(current) {
 		return nil
 	}
 	// A merge patch without a resourceVersion: the cache may lag behind by a

@@ -25,7 +25,7 @@ import (
 
 // cachedData is the annotation, set by CacheManagedSecret and never written
 // to the API server, that holds what the cache knows of a Secret's data:
-// "<cacheMark>:<dataHash>:<key>=<digest>;<key>=<digest>;...", keys sorted.
+// "<cacheMark>:" and its summarize.
 // Writes are merge patches computed from the cached object, which carries
 // the annotation unchanged, so it never appears in a patch.
 const cachedData = "uredis.dezai.com/cached-data"
@@ -39,74 +39,70 @@ var cacheMark = rand.Text()
 
 // CacheManagedSecret is the cache transform of the managed Secrets: it
 // drops managedFields and the data, recording in cachedData what the
-// reconciler needs to know of the data.
+// reconciler needs to know of the data. Informers hand a transform a fresh
+// object, so it works in place.
 func CacheManagedSecret(obj any) (any, error) {
 	secret, ok := obj.(*corev1.Secret)
 	if !ok || isCached(secret) {
 		return obj, nil
 	}
-	var b strings.Builder
-	b.WriteString(cacheMark + ":" + dataHash(secret.Data) + ":")
-	for _, key := range slices.Sorted(maps.Keys(secret.Data)) {
-		b.WriteString(key + "=" + digest(secret.Data[key]) + ";")
+	if secret.Annotations == nil {
+		secret.Annotations = map[string]string{}
 	}
-	annotations := maps.Clone(secret.Annotations)
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	annotations[cachedData] = b.String()
-	secret.Annotations = annotations
+	secret.Annotations[cachedData] = cacheMark + ":" + summarize(secret.Data)
 	secret.ManagedFields, secret.Data, secret.StringData = nil, nil, nil
 	return secret, nil
 }
 
-// digest stands for a value in the cache: 16 bytes of its SHA-256. Secret
-// keys hold only [-._a-zA-Z0-9], and the encoding none of ":=;".
+// summarize is what the reconciler knows of a Secret's data:
+// "<dataHash>:<key>=<digest>;<key>=<digest>;...", keys sorted. A digest is
+// 16 bytes of the value's SHA-256; Secret keys hold only [-._a-zA-Z0-9],
+// and the encoding none of ":=;".
+func summarize(data map[string][]byte) string {
+	var b strings.Builder
+	b.WriteString(dataHash(data) + ":")
+	for _, key := range slices.Sorted(maps.Keys(data)) {
+		b.WriteString(key + "=" + digest(data[key]) + ";")
+	}
+	return b.String()
+}
+
 func digest(value []byte) string {
 	sum := sha256.Sum256(value)
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-// cached splits a cached Secret's annotation; ok is false for a Secret
-// that did not come from this process's cache.
-func cached(secret *corev1.Secret) (hash, digests string, ok bool) {
-	mark, rest, _ := strings.Cut(secret.Annotations[cachedData], ":")
-	if mark != cacheMark {
-		return "", "", false
+// summary is secret's summarize, read from the cache's annotation when
+// secret came from this process's cache, computed from its data otherwise.
+func summary(secret *corev1.Secret) (hash, digests string) {
+	s, ok := strings.CutPrefix(secret.Annotations[cachedData], cacheMark+":")
+	if !ok {
+		s = summarize(secret.Data)
 	}
-	hash, digests, _ = strings.Cut(rest, ":")
-	return hash, digests, true
+	hash, digests, _ = strings.Cut(s, ":")
+	return hash, digests
 }
 
 func isCached(secret *corev1.Secret) bool {
-	_, _, ok := cached(secret)
-	return ok
+	return strings.HasPrefix(secret.Annotations[cachedData], cacheMark+":")
 }
 
 // observedDataHash is the hash of the data the API server holds for secret.
 func observedDataHash(secret *corev1.Secret) string {
-	if hash, _, ok := cached(secret); ok {
-		return hash
-	}
-	return dataHash(secret.Data)
+	hash, _ := summary(secret)
+	return hash
 }
 
 // holds reports whether secret's data holds value under key.
 func holds(secret *corev1.Secret, key string, value []byte) bool {
-	if _, digests, ok := cached(secret); ok {
-		return strings.Contains(";"+digests, ";"+key+"="+digest(value)+";")
-	}
-	held, ok := secret.Data[key]
-	return ok && string(held) == string(value)
+	_, digests := summary(secret)
+	return strings.Contains(";"+digests, ";"+key+"="+digest(value)+";")
 }
 
 // dataKeys is secret's data with every value left out: as the base of a
 // merge patch, it makes the patch remove any key the new data lacks.
 func dataKeys(secret *corev1.Secret) map[string][]byte {
-	_, digests, ok := cached(secret)
-	if !ok {
-		return secret.Data
-	}
+	_, digests := summary(secret)
 	keys := map[string][]byte{}
 	for entry := range strings.SplitSeq(digests, ";") {
 		if key, _, found := strings.Cut(entry, "="); found {

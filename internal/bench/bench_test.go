@@ -110,12 +110,12 @@ func TestPipeline(t *testing.T) {
 	// The API server's count of the first sync's requests: the harness's
 	// creates and the operator's Secret creates and status patches.
 	seen := map[string]int{}
-	for _, r := range res.Requests {
+	for _, r := range res.FirstSync.Requests {
 		seen[r.Verb+" "+r.Resource] = r.Count
 	}
 	for _, want := range []string{"POST redisbackupexports", "POST secrets", "PATCH redisbackupexports/status"} {
 		if seen[want] < n {
-			t.Errorf("API server requests: %q %d times, want at least %d (all: %v)", want, seen[want], n, res.Requests)
+			t.Errorf("API server requests: %q %d times, want at least %d (all: %v)", want, seen[want], n, res.FirstSync.Requests)
 		}
 	}
 

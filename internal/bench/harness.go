@@ -38,9 +38,6 @@ type Harness struct {
 	kubeconfig string
 	namespaces int
 	starts     int
-	// lastRequests are the API server's requests during the last first
-	// sync that syncFigure measured.
-	lastRequests []RequestCount
 }
 
 // stopTimeout is how long a manager may take to stop after SIGTERM.

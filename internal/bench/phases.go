@@ -20,7 +20,7 @@ func (h *Harness) runAll(ctx context.Context, res *Results) error {
 	if res.FirstSync, restart, err = h.syncFigure(ctx, cfg.TunedFlags, cfg.Repeats, true, true); err != nil {
 		return fmt.Errorf("first sync: %w", err)
 	}
-	res.Restart, res.Requests = *restart, h.lastRequests
+	res.Restart = *restart
 
 	if cfg.DefaultsRepeats > 0 {
 		h.logf("first sync: %d resources, default flags, %d runs", cfg.N, cfg.DefaultsRepeats)
@@ -80,23 +80,30 @@ func (h *Harness) syncFigure(ctx context.Context, flags []string, repeats int, w
 	fig := SyncFigure{Flags: flags}
 	var restart *RestartResult
 	for r := range repeats {
-		before, err := h.apiServerRequests(ctx)
-		if err != nil {
-			return fig, nil, err
+		last := r == repeats-1
+		var before map[[2]string]float64
+		var err error
+		if last {
+			if before, err = h.apiServerRequests(ctx); err != nil {
+				return fig, nil, err
+			}
 		}
 		run, op, err := h.operatorSync(ctx, flags, h.cfg.N, 0)
 		if err != nil {
 			return fig, nil, err
 		}
-		after, err := h.apiServerRequests(ctx)
-		if err != nil {
-			return fig, nil, err
+		if last {
+			after, err := h.apiServerRequests(ctx)
+			if err != nil {
+				_ = h.stopAndEmpty(ctx, op)
+				return fig, nil, err
+			}
+			fig.Requests = requestsBetween(before, after)
 		}
-		h.lastRequests = requestsBetween(before, after)
 		h.logf("  run %d: all %d Ready in %s (p50 %s, p99 %s), %d API calls",
 			r+1, h.cfg.N, round(run.Total), round(run.P50), round(run.P99), run.Calls)
 		fig.Runs = append(fig.Runs, run)
-		if restartAfterLast && r == repeats-1 {
+		if restartAfterLast && last {
 			h.logf("restart: stopping the operator with fresh links, counting calls for %s", h.cfg.RestartWindow)
 			res, err := h.restart(ctx, op, flags)
 			if err != nil {

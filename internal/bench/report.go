@@ -343,7 +343,8 @@ func writeWriteCost(w io.Writer, res *Results) {
 }
 
 func writeRequests(w io.Writer, res *Results) {
-	if len(res.Requests) == 0 {
+	requests := res.FirstSync.Requests
+	if len(requests) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "### 10. The API server's requests during a first sync\n\n")
@@ -352,7 +353,7 @@ func writeRequests(w io.Writer, res *Results) {
 		"(each resource's Secret and status, its reads). A watch is counted when it ends, so the operator's own, still open, are not "+
 		"in it; nor are requests to paths other than resources.\n\n", fmtInt(res.Config.N))
 	fmt.Fprintf(w, "| verb | resource | requests | per resource |\n|---|---|---|---|\n")
-	for _, r := range res.Requests {
+	for _, r := range requests {
 		fmt.Fprintf(w, "| %s | %s | %s | %.3f |\n", r.Verb, r.Resource, fmtInt(r.Count), float64(r.Count)/float64(res.Config.N))
 	}
 	fmt.Fprintln(w)

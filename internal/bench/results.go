@@ -19,10 +19,7 @@ type Results struct {
 	Tenants SyncFigure
 	// WriteCost compares a RedisBackupExport's writes with a ConfigMap's.
 	WriteCost WriteCost
-	// Requests are the API server's requests during the last first sync
-	// with the raised limits (the operator's and the harness's).
-	Requests []RequestCount
-	Restart  RestartResult
+	Restart   RestartResult
 	// TenantRestart is the restart after the last many-tenant first sync.
 	TenantRestart RestartResult
 	Soak          SoakResult
@@ -64,6 +61,9 @@ type SyncFigure struct {
 	// the same API server (shared between figures with the same simulator
 	// latency).
 	Floors []time.Duration
+	// Requests are the API server's requests during the last run (the
+	// operator's and the harness's).
+	Requests []RequestCount
 }
 
 // Median of a SyncRun field over the runs.

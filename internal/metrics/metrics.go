@@ -6,8 +6,8 @@
 // them straight from the informer cache into the /metrics response, after
 // the registry's own series. A registry would build every series as an
 // object on every scrape, about 900 bytes each: 52 MiB per scrape at
-// 10,000 resources, for six series each. Written as text, a scrape costs
-// one list of the cache, whatever the number of resources, and a deleted
+// 10,000 resources, for six series each. Written as text, a scrape
+// allocates nothing per resource (1.8 MiB in all at 10,000), and a deleted
 // resource leaves no stale series behind (kube-state-metrics writes its
 // series the same way, for the same reason).
 package metrics

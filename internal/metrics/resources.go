@@ -26,34 +26,34 @@ var families = []family{
 	{
 		name: namespace + "_link_expiration_timestamp_seconds",
 		help: "When the current link of a RedisBackupExport expires, as a Unix timestamp.",
-		samples: func(e *uredisv1alpha1.RedisBackupExport, emit func(condition string, value float64)) {
+		samples: func(e *uredisv1alpha1.RedisBackupExport, s sample) {
 			if e.Status.ExpiresAt != nil {
-				emit("", float64(e.Status.ExpiresAt.Unix()))
+				s.emit("", float64(e.Status.ExpiresAt.Unix()))
 			}
 		},
 	},
 	{
 		name: namespace + "_next_refresh_timestamp_seconds",
 		help: "When the next refresh (or retry) of a RedisBackupExport is planned, as a Unix timestamp.",
-		samples: func(e *uredisv1alpha1.RedisBackupExport, emit func(condition string, value float64)) {
+		samples: func(e *uredisv1alpha1.RedisBackupExport, s sample) {
 			if e.Status.NextRefreshTime != nil {
-				emit("", float64(e.Status.NextRefreshTime.Unix()))
+				s.emit("", float64(e.Status.NextRefreshTime.Unix()))
 			}
 		},
 	},
 	{
 		name: namespace + "_ready_status",
 		help: "The Ready condition of a RedisBackupExport: 1 for the condition's current status, 0 for the others.",
-		samples: func(e *uredisv1alpha1.RedisBackupExport, emit func(condition string, value float64)) {
+		samples: func(e *uredisv1alpha1.RedisBackupExport, s sample) {
 			current := "Unknown"
 			if ready := meta.FindStatusCondition(e.Status.Conditions, uredisv1alpha1.ConditionReady); ready != nil {
 				current = string(ready.Status)
 			}
 			for _, condition := range []string{"True", "False", "Unknown"} {
 				if condition == current {
-					emit(condition, 1)
+					s.emit(condition, 1)
 				} else {
-					emit(condition, 0)
+					s.emit(condition, 0)
 				}
 			}
 		},
@@ -61,8 +61,8 @@ var families = []family{
 	{
 		name: namespace + "_consecutive_failures",
 		help: "Consecutive failed refresh attempts of a RedisBackupExport.",
-		samples: func(e *uredisv1alpha1.RedisBackupExport, emit func(condition string, value float64)) {
-			emit("", float64(e.Status.FailureCount))
+		samples: func(e *uredisv1alpha1.RedisBackupExport, s sample) {
+			s.emit("", float64(e.Status.FailureCount))
 		},
 	},
 }
@@ -71,8 +71,19 @@ var families = []family{
 // condition label) per resource.
 type family struct {
 	name, help string
-	samples    func(e *uredisv1alpha1.RedisBackupExport, emit func(condition string, value float64))
+	samples    func(e *uredisv1alpha1.RedisBackupExport, s sample)
 }
+
+// sample writes one sample of a family for a resource. A value, not a
+// closure: a scrape makes one per resource and family, 40,000 at 10,000
+// resources, and a closure would be allocated each time.
+type sample struct {
+	t      *textWriter
+	family string
+	e      *uredisv1alpha1.RedisBackupExport
+}
+
+func (s sample) emit(condition string, value float64) { s.t.sample(s.family, s.e, condition, value) }
 
 // ResourceSeries serves the per-resource series of the RedisBackupExports
 // in one cache. Its Filter goes into the manager's metrics server options;
@@ -128,11 +139,16 @@ func (s *ResourceSeries) write(ctx context.Context, w *bufio.Writer) {
 	if err != nil {
 		return // the cache is not synced yet; the next scrape will tell
 	}
+	writeFamilies(w, exports)
+}
+
+// writeFamilies writes every family's samples for exports.
+func writeFamilies(w *bufio.Writer, exports []*uredisv1alpha1.RedisBackupExport) {
 	t := textWriter{w: w}
 	for _, f := range families {
 		t.header(f)
 		for _, e := range exports {
-			f.samples(e, func(condition string, value float64) { t.sample(f.name, e, condition, value) })
+			f.samples(e, sample{t: &t, family: f.name, e: e})
 		}
 	}
 }

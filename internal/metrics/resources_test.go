@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -155,5 +156,21 @@ func TestTextWriterEscapes(t *testing.T) {
 	}
 	if want := `m{name="a\"b\\c\n",namespace="ns"} 1.5` + "\n"; b.String() != want {
 		t.Fatalf("got %q, want %q", b.String(), want)
+	}
+}
+
+// A scrape must cost the same few allocations at 10 or 10,000 resources.
+func TestWritingSamplesAllocatesNothingPerResource(t *testing.T) {
+	expires := metav1.NewTime(time.Unix(1_900_000_000, 0))
+	exports := make([]*uredisv1alpha1.RedisBackupExport, 1000)
+	for i := range exports {
+		exports[i] = export("team", fmt.Sprintf("rbe-%04d", i), func(e *uredisv1alpha1.RedisBackupExport) {
+			e.Status.ExpiresAt, e.Status.NextRefreshTime = &expires, &expires
+			e.Status.Conditions = []metav1.Condition{{Type: uredisv1alpha1.ConditionReady, Status: metav1.ConditionTrue}}
+		})
+	}
+	w := bufio.NewWriter(io.Discard)
+	if allocs := testing.AllocsPerRun(5, func() { writeFamilies(w, exports) }); allocs > 10 {
+		t.Fatalf("%v allocations to write the samples of %d resources, want a few per scrape", allocs, len(exports))
 	}
 }

@@ -136,7 +136,6 @@ func TestCompactExport(t *testing.T) {
 		Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"spec":{}}`, "team": "a"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 	}}
-	original := export.DeepCopy()
 	obj, err := compactExport(export)
 	if err != nil {
 		t.Fatal(err)
@@ -147,8 +146,5 @@ func TestCompactExport(t *testing.T) {
 	}
 	if again, _ := compactExport(compact.DeepCopy()); !reflect.DeepEqual(again, compact) {
 		t.Error("the transform must be idempotent")
-	}
-	if original.Annotations[corev1.LastAppliedConfigAnnotation] == "" {
-		t.Error("the test's copy was changed")
 	}
 }
