@@ -3,9 +3,10 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
-	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,6 +16,7 @@ import (
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/expiring"
 )
 
 // OperatorCredentials are the operator's own credentials, for resources
@@ -87,107 +89,154 @@ func (r *RedisBackupExportReconciler) operatorCredentialsAllowed(ctx context.Con
 }
 
 // credentialStore reads credentials Secrets straight from the API server
-// (the operator does not cache Secrets it does not manage) and remembers the
-// keys per Secret resourceVersion, so that a thousand resources sharing one
-// credentials Secret cost one read, not a thousand.
+// (the operator does not cache Secrets it does not manage) and keeps, per
+// Secret resourceVersion and key names, only the few strings a call needs, for
+// a while: a thousand resources sharing one credentials Secret cost one read,
+// not a thousand, and a Secret no resource uses any more is forgotten.
 type credentialStore struct {
-	reader client.Reader
+	reader  client.Reader
+	entries *expiring.Map[credentialKey, storedCredentials]
+}
 
-	mu     sync.Mutex
-	byName map[types.NamespacedName]storedCredentials
+// credentialKey names what was read: a Secret, with the key names a
+// resource reads it with.
+type credentialKey struct {
+	secret                 types.NamespacedName
+	public, private, token string
 }
 
 type storedCredentials struct {
 	resourceVersion string
-	secret          *corev1.Secret
+	creds           cloud.Credentials
 }
 
+// credentialsTTL is how long credentials read from a Secret are kept.
+const credentialsTTL = 10 * time.Minute
+
 func newCredentialStore(reader client.Reader) *credentialStore {
-	return &credentialStore{reader: reader, byName: map[types.NamespacedName]storedCredentials{}}
+	return &credentialStore{reader: reader, entries: expiring.New[credentialKey, storedCredentials](credentialsTTL, time.Now)}
 }
 
 // Load returns the credentials of source. knownVersion is the Secret's
-// resourceVersion as the metadata cache last saw it ("" if unknown); a stored
-// copy of that version is reused without a read.
+// resourceVersion as the metadata cache last saw it ("" if unknown); stored
+// credentials of that version are reused without a read.
 func (s *credentialStore) Load(ctx context.Context, source credentialSource, knownVersion string) (cloud.Credentials, error) {
 	if source.static != nil {
 		return *source.static, nil
 	}
-	secret, err := s.secret(ctx, source.secret, knownVersion)
+	ref := source.ref
+	key := credentialKey{secret: source.secret, public: publicKeyKey(ref), private: privateKeyKey(ref), token: securityTokenKey(ref)}
+	if stored, ok := s.entries.Get(key); ok && knownVersion != "" && stored.resourceVersion == knownVersion {
+		return stored.creds, nil
+	}
+	if err := checkKeyNames(key); err != nil {
+		return cloud.Credentials{}, err
+	}
+	secret := &corev1.Secret{}
+	err := s.reader.Get(ctx, source.secret, secret)
 	if apierrors.IsNotFound(err) {
 		return cloud.Credentials{}, newFailure(uredisv1alpha1.ReasonCredentialsNotFound,
 			"credentials Secret %q not found in namespace %q: create it with the keys %q and %q",
-			source.secret.Name, source.secret.Namespace, publicKeyKey(source.ref), privateKeyKey(source.ref))
+			source.secret.Name, source.secret.Namespace, key.public, key.private)
 	}
 	if err != nil {
 		return cloud.Credentials{}, err
 	}
-	return credentialsFrom(secret, source.ref)
+	creds, err := credentialsFrom(secret, key)
+	if err != nil {
+		return cloud.Credentials{}, err
+	}
+	s.entries.Put(key, storedCredentials{resourceVersion: secret.ResourceVersion, creds: creds})
+	return creds, nil
 }
 
-func (s *credentialStore) secret(ctx context.Context, key types.NamespacedName, knownVersion string) (*corev1.Secret, error) {
-	s.mu.Lock()
-	stored, ok := s.byName[key]
-	s.mu.Unlock()
-	if ok && knownVersion != "" && stored.resourceVersion == knownVersion {
-		return stored.secret, nil
-	}
+// Credential key names must look like what they name, so that a resource
+// cannot have another value of the Secret (a service account token, a TLS
+// key) sent to the cloud API. Admission checks the same patterns (the
+// CRD's, on spec.credentialsRef); this check covers resources admitted
+// before it existed.
+var (
+	publicKeyName     = regexp.MustCompile(`^[-._a-zA-Z0-9]*(?i:public[-_.]?key)$`)
+	privateKeyName    = regexp.MustCompile(`^[-._a-zA-Z0-9]*(?i:private[-_.]?key)$`)
+	securityTokenName = regexp.MustCompile(`^[-._a-zA-Z0-9]*(?i:security[-_.]?token)$`)
+)
 
-	secret := &corev1.Secret{}
-	if err := s.reader.Get(ctx, key, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			s.mu.Lock()
-			delete(s.byName, key)
-			s.mu.Unlock()
+func checkKeyNames(key credentialKey) error {
+	for _, name := range []struct {
+		field, value string
+		pattern      *regexp.Regexp
+	}{
+		{"publicKeyKey", key.public, publicKeyName},
+		{"privateKeyKey", key.private, privateKeyName},
+		{"securityTokenKey", key.token, securityTokenName},
+	} {
+		if !name.pattern.MatchString(name.value) {
+			return newFailure(uredisv1alpha1.ReasonCredentialsInvalid,
+				"spec.credentialsRef.%s must name a key that looks like a credential (matching %s), so that no other value of the Secret is ever sent to the cloud API",
+				name.field, name.pattern)
 		}
-		return nil, err
 	}
-	s.mu.Lock()
-	s.byName[key] = storedCredentials{resourceVersion: secret.ResourceVersion, secret: secret}
-	s.mu.Unlock()
-	return secret, nil
+	return nil
 }
+
+// Limits on the shape of credential values: a key pair is a short run of
+// printable characters, a security token a longer one. Anything else (a
+// certificate, a kubeconfig, a multi-line file) is not sent.
+const (
+	maxKeyLength   = 256
+	maxTokenLength = 4096
+)
 
 // credentialsFrom reads the key pair (and optional token) from a Secret,
-// naming exactly what is missing: the message never contains a value.
-func credentialsFrom(secret *corev1.Secret, ref uredisv1alpha1.CredentialsReference) (cloud.Credentials, error) {
+// naming exactly what is missing or malformed: the message never contains
+// a value, nor the names of the Secret's other keys.
+func credentialsFrom(secret *corev1.Secret, key credentialKey) (cloud.Credentials, error) {
 	var missing, empty []string
-	value := func(key string) string {
-		raw, found := secret.Data[key]
+	value := func(k string) string {
+		raw, found := secret.Data[k]
 		v := strings.TrimSpace(string(raw))
 		switch {
 		case !found:
-			missing = append(missing, key)
+			missing = append(missing, k)
 		case v == "":
-			empty = append(empty, key)
+			empty = append(empty, k)
 		}
 		return v
 	}
-	creds := cloud.Credentials{PublicKey: value(publicKeyKey(ref)), PrivateKey: value(privateKeyKey(ref))}
+	creds := cloud.Credentials{PublicKey: value(key.public), PrivateKey: value(key.private)}
 	switch {
 	case len(missing) > 0:
 		return cloud.Credentials{}, newFailure(uredisv1alpha1.ReasonCredentialsKeyMissing,
-			"credentials Secret %q has no key %s (it has %s)", secret.Name, strings.Join(quoteAll(missing), " or "), describeKeys(secret))
+			"credentials Secret %q has no key %s", secret.Name, strings.Join(quoteAll(missing), " or "))
 	case len(empty) > 0:
 		return cloud.Credentials{}, newFailure(uredisv1alpha1.ReasonCredentialsValueEmpty,
 			"credentials Secret %q has an empty value for %s", secret.Name, strings.Join(quoteAll(empty), " and "))
 	}
-	creds.SecurityToken = strings.TrimSpace(string(secret.Data[securityTokenKey(ref)]))
+	creds.SecurityToken = strings.TrimSpace(string(secret.Data[key.token]))
+	for _, v := range []struct {
+		key, value string
+		max        int
+	}{{key.public, creds.PublicKey, maxKeyLength}, {key.private, creds.PrivateKey, maxKeyLength}, {key.token, creds.SecurityToken, maxTokenLength}} {
+		if !credentialShaped(v.value, v.max) {
+			return cloud.Credentials{}, newFailure(uredisv1alpha1.ReasonCredentialsInvalid,
+				"credentials Secret %q: the value of %q does not look like a credential (at most %d printable ASCII characters without spaces), so it is not sent",
+				secret.Name, v.key, v.max)
+		}
+	}
 	return creds, nil
 }
 
-// describeKeys lists a Secret's key names (never values), to help spot a
-// misspelt key.
-func describeKeys(secret *corev1.Secret) string {
-	if len(secret.Data) == 0 {
-		return "no keys"
+// credentialShaped: at most max printable ASCII characters, no spaces.
+func credentialShaped(value string, max int) bool {
+	if len(value) > max {
+		return false
 	}
-	keys := make([]string, 0, len(secret.Data))
-	for key := range secret.Data {
-		keys = append(keys, key)
+	for i := 0; i < len(value); i++ {
+		if value[i] <= ' ' || value[i] > '~' {
+			return false
+		}
 	}
-	slices.Sort(keys)
-	return "the keys " + strings.Join(quoteAll(keys), ", ")
+	return true
 }
 
 func publicKeyKey(ref uredisv1alpha1.CredentialsReference) string {

@@ -3,6 +3,8 @@ package controllers
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -57,6 +59,9 @@ type failureKind struct {
 	// retryOnCredentialsChange: new credentials (a changed Secret) are
 	// tried at once instead of waiting for the slow retry.
 	retryOnCredentialsChange bool
+	// onlyCredentialsFix: nothing but new credentials can end the failure,
+	// so neither a spec change nor a forced refresh skips the slow retry.
+	onlyCredentialsFix bool
 }
 
 // failureKinds holds every failure reason of the Ready condition.
@@ -69,10 +74,13 @@ var failureKinds = map[string]failureKind{
 	uredisv1alpha1.ReasonCredentialsKeyMissing: {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
 	uredisv1alpha1.ReasonCredentialsValueEmpty: {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
 	uredisv1alpha1.ReasonSecretConflict:        {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
+	uredisv1alpha1.ReasonCredentialsInvalid:    {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
+	// A server-side dry-run finds it again before any call.
+	uredisv1alpha1.ReasonTargetInvalid: {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
 
 	// Namespace labels are not watched: look again now and then.
 	uredisv1alpha1.ReasonCredentialsNotAllowed: {class: stalled, retry: retrySlowly, beforeAnyCall: true},
-	uredisv1alpha1.ReasonCredentialsRejected:   {class: stalled, retry: retrySlowly, retryOnCredentialsChange: true},
+	uredisv1alpha1.ReasonCredentialsRejected:   {class: stalled, retry: retrySlowly, retryOnCredentialsChange: true, onlyCredentialsFix: true},
 	// Admission, quota or RBAC: fixed outside the resource, not watched.
 	uredisv1alpha1.ReasonSecretWriteRefused: {class: stalled, retry: retrySlowly},
 	uredisv1alpha1.ReasonProviderRejected:   {class: stalled, retry: retrySlowly, retryOnCredentialsChange: true},
@@ -141,6 +149,13 @@ func refusedWrite(export *uredisv1alpha1.RedisBackupExport, err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case apierrors.IsInvalid(err) && len(invalidFields(err)) > 0:
+		// The API server's own validation names the fields at fault; an
+		// admission policy's refusal (also a 422) names none, and is a
+		// refused write below.
+		return newFailure(uredisv1alpha1.ReasonTargetInvalid,
+			"the API server found Secret %q as spec.target describes it invalid (invalid: %s): fix spec.target; nothing is retried until the spec changes",
+			export.TargetSecretName(), strings.Join(invalidFields(err), ", "))
 	case apierrors.IsForbidden(err), apierrors.IsInvalid(err), apierrors.IsRequestEntityTooLargeError(err), apierrors.IsBadRequest(err):
 		var status apierrors.APIStatus
 		errors.As(err, &status)
@@ -150,6 +165,22 @@ func refusedWrite(export *uredisv1alpha1.RedisBackupExport, err error) error {
 	default:
 		return err
 	}
+}
+
+// invalidFields names (up to 8 of) the fields a 422 answer found invalid,
+// without the API server's messages, which may quote values.
+func invalidFields(err error) []string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Details == nil {
+		return nil
+	}
+	var fields []string
+	for _, cause := range status.Status().Details.Causes {
+		if cause.Field != "" && !slices.Contains(fields, cause.Field) && len(fields) < 8 {
+			fields = append(fields, cause.Field)
+		}
+	}
+	return fields
 }
 
 // errCacheLagging: our own Secret exists but the cache has not seen it yet.

@@ -24,6 +24,9 @@ type attempt struct {
 	backupID string
 	// err is set when a refresh failed.
 	err error
+	// secretVersion is the target Secret's resourceVersion when the attempt
+	// wrote it, or found it holding the status' link.
+	secretVersion string
 }
 
 // outcomes turns attempts into status. It is the one place that decides
@@ -33,6 +36,8 @@ type outcomes struct {
 	policy    schedule.Policy
 	transient schedule.Backoff
 	permanent schedule.Backoff
+	// omitLink keeps the link out of status.backupPath.
+	omitLink bool
 }
 
 // summarize records a into export's status and returns how long to wait
@@ -41,6 +46,9 @@ func (o outcomes) summarize(export *uredisv1alpha1.RedisBackupExport, a attempt)
 	// Written out before observedGeneration moves, which older statuses
 	// used for it.
 	export.Status.LinkGeneration = linkGeneration(export.Status)
+	if a.secretVersion != "" {
+		export.Status.SecretResourceVersion = a.secretVersion
+	}
 	switch {
 	case a.link != nil:
 		o.succeeded(export, a)
@@ -53,6 +61,9 @@ func (o outcomes) summarize(export *uredisv1alpha1.RedisBackupExport, a attempt)
 	// whatever its outcome.
 	export.Status.ObservedGeneration = export.Generation
 	setProgressConditions(export)
+	if o.omitLink {
+		export.Status.BackupPath = ""
+	}
 	return requeueAfter(export, a.now)
 }
 
@@ -178,7 +189,7 @@ func linkStateAt(export *uredisv1alpha1.RedisBackupExport, now time.Time) linkSt
 
 func linkForCurrentSpec(export *uredisv1alpha1.RedisBackupExport) bool {
 	st := export.Status
-	return st.BackupPath != "" && st.ExpiresAt != nil && linkGeneration(st) == export.Generation
+	return st.ExpiresAt != nil && linkGeneration(st) == export.Generation
 }
 
 // linkGeneration is the generation the current link was obtained for.

@@ -34,7 +34,7 @@ func exportWithLink() *uredisv1alpha1.RedisBackupExport {
 	export := &uredisv1alpha1.RedisBackupExport{
 		ObjectMeta: metav1.ObjectMeta{Name: "e", Namespace: "ns", UID: "uid-1", Generation: 1},
 		Spec: uredisv1alpha1.RedisBackupExportSpec{BackupID: "b", Region: "r", Target: uredisv1alpha1.TargetSecret{
-			Name: "target", Labels: map[string]string{"app": "restore"},
+			Name: "target", Labels: map[string]uredisv1alpha1.LabelValue{"app": "restore"},
 		}},
 		Status: uredisv1alpha1.RedisBackupExportStatus{
 			BackupID:           "b",
@@ -273,7 +273,7 @@ func TestEveryReasonIsDeclared(t *testing.T) {
 			t.Errorf("%s describes the link, not a failure", reason)
 		}
 	}
-	if len(failureKinds) != 11 {
+	if len(failureKinds) != 13 {
 		t.Errorf("%d failure reasons declared; a new one needs its row in failureKinds, docs/reference.md and this test", len(failureKinds))
 	}
 	for reason, kind := range failureKinds {
@@ -282,6 +282,9 @@ func TestEveryReasonIsDeclared(t *testing.T) {
 		}
 		if kind.retryOnCredentialsChange && kind.retry != retrySlowly {
 			t.Errorf("%s: an early retry on new credentials only matters for slow retries", reason)
+		}
+		if kind.onlyCredentialsFix && !kind.retryOnCredentialsChange {
+			t.Errorf("%s: a failure only credentials fix must retry when they change", reason)
 		}
 	}
 }

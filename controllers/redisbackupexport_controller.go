@@ -5,6 +5,10 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -23,6 +27,7 @@ import (
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/expiring"
 	"github.com/dezai/uredis-backup-operator/internal/schedule"
 )
 
@@ -68,8 +73,19 @@ type RedisBackupExportReconciler struct {
 	// spec.credentialsRef in the namespaces they allow.
 	OperatorCredentials *OperatorCredentials
 
+	// OmitLinkFromStatus keeps status.backupPath empty: the link lives only
+	// in the target Secret, and a Secret deleted during an outage cannot be
+	// restored from the status.
+	OmitLinkFromStatus bool
+
 	outcomes    outcomes
 	credentials *credentialStore
+	// share keeps one namespace from holding every worker on the cloud
+	// API's budget.
+	share *fairShare
+	// ownWrites holds the resourceVersions of the Secrets the operator
+	// wrote in the last minutes, whose events it need not act upon.
+	ownWrites *expiring.Map[string, struct{}]
 	// rejectedWith remembers, per resource, the credentials Secret's
 	// resourceVersion when the provider last rejected the resource, so that
 	// a credentials change retries at once and anything else waits.
@@ -106,34 +122,57 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	inSync, verified, err := r.targetInSync(ctx, export, secret)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	source, sourceErr := r.credentialSourceFor(ctx, export)
 	if isKubernetesAPIError(sourceErr) {
 		return ctrl.Result{}, sourceErr
 	}
 	credentialsVersion := r.credentialsVersion(ctx, source)
-	a := attempt{now: r.Clock.Now(), jitter: r.Jitter()}
-	decision := schedule.Decide(r.Policy, r.observe(export, secret, credentialsVersion, a.now))
+	a := attempt{now: r.Clock.Now(), jitter: r.Jitter(), secretVersion: verified}
+	decision := schedule.Decide(r.Policy, r.observe(export, inSync, credentialsVersion, a.now))
 	log.FromContext(ctx).V(1).Info("decided", "action", decision.Action.String(), "reason", decision.Reason)
 
-	if decision.Action == schedule.Refresh {
-		a.backupID, a.link, a.err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion})
+	switch {
+	case decision.Action == schedule.Refresh:
+		a.backupID, a.link, a.secretVersion, a.err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion})
+		if errors.Is(a.err, errBudgetBusy) {
+			// Other refreshes of this namespace hold its share of the
+			// cloud API's budget: come back without recording anything.
+			return ctrl.Result{RequeueAfter: busyRetryDelay(a.jitter)}, nil
+		}
 		if isKubernetesAPIError(a.err) {
 			return ctrl.Result{}, a.err
 		}
-		if err := r.restoreSecret(ctx, export, secret, a); isKubernetesAPIError(err) {
+		if err := r.restoreSecret(ctx, export, secret, inSync, &a); isKubernetesAPIError(err) {
 			return ctrl.Result{}, err
 		}
 		// A force-refresh request is handled by this attempt, whatever its
 		// outcome: retrying it outside the backoff would be a hot loop.
 		export.Status.LastHandledRefreshRequest = refreshRequest(export)
+	case decision.Declined:
+		export.Status.LastHandledRefreshRequest = refreshRequest(export)
+		r.Events.Eventf(export, nil, corev1.EventTypeNormal, "RefreshRequestDeclined", "Refresh", "%s", r.declineNote(export, decision))
 	}
 	requeue := r.outcomes.summarize(export, a)
 	r.report(ctx, original, export, a, credentialsVersion)
 	return ctrl.Result{RequeueAfter: requeue}, r.patchStatus(ctx, original, export)
 }
 
+// declineNote tells why a force-refresh request was acknowledged without a
+// refresh. It names no time, so that repeated requests make one Event
+// series rather than one Event each.
+func (r *RedisBackupExportReconciler) declineNote(export *uredisv1alpha1.RedisBackupExport, decision schedule.Decision) string {
+	if kind, _ := kindOf(readyReason(export)); kind.onlyCredentialsFix {
+		return "refresh request acknowledged without a refresh: the provider rejected the credentials, and only new credentials (or the planned retry) bring another attempt"
+	}
+	return fmt.Sprintf("refresh request acknowledged without a refresh: forced refreshes come at least %s after the last attempt; the link in status is unchanged", r.Policy.ForcedRefreshMinInterval)
+}
+
 // observe gathers what schedule.Decide needs.
-func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, credentialsVersion string, now time.Time) schedule.Observation {
+func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackupExport, secretInSync bool, credentialsVersion string, now time.Time) schedule.Observation {
 	st := export.Status
 	ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
 	var lastFailure failureKind
@@ -146,12 +185,18 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 		// The Ready condition carries the generation of the last finished
 		// attempt, as status.observedGeneration does; statuses written
 		// before observedGeneration moved on failures have it only there.
-		SpecChanged:      ready == nil || ready.ObservedGeneration != export.Generation,
-		HasLink:          linkForCurrentSpec(export),
-		SecretInSync:     secretInSync(secret, export),
-		WaitingOnUser:    failing && lastFailure.retryOnCredentialsChange,
-		CheapToRecheck:   failing && lastFailure.beforeAnyCall,
-		RefreshRequested: refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
+		SpecChanged:        ready == nil || ready.ObservedGeneration != export.Generation,
+		HasLink:            linkForCurrentSpec(export),
+		SecretInSync:       secretInSync,
+		WaitingOnUser:      failing && lastFailure.retryOnCredentialsChange,
+		CredentialsRefused: failing && lastFailure.onlyCredentialsFix,
+		CheapToRecheck:     failing && lastFailure.beforeAnyCall,
+		RefreshRequested:   refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
+	}
+	for _, t := range []*metav1.Time{st.LastRefreshTime, st.LastFailureTime} {
+		if t != nil && t.After(obs.LastAttempt) {
+			obs.LastAttempt = t.Time
+		}
 	}
 	if st.ExpiresAt != nil {
 		obs.ExpiresAt = st.ExpiresAt.Time
@@ -165,23 +210,41 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 	return obs
 }
 
+// refreshRequest is the pending force-refresh request: the annotation's
+// value, or its digest when longer than a timestamp needs (the status keeps
+// the value handled, and must not grow with whatever the annotation holds).
 func refreshRequest(export *uredisv1alpha1.RedisBackupExport) string {
-	return export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]
+	value := export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]
+	if len(value) <= maxRefreshRequest {
+		return value
+	}
+	sum := sha256.Sum256([]byte(value))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// refresh obtains a new link and writes it into the Secret.
-func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, creds credentialAccess) (string, *cloud.BackupLink, error) {
+const maxRefreshRequest = 64
+
+func readyReason(export *uredisv1alpha1.RedisBackupExport) string {
+	if ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady); ready != nil {
+		return ready.Reason
+	}
+	return ""
+}
+
+// refresh obtains a new link and writes it into the Secret; it returns the
+// Secret's new resourceVersion with the link.
+func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata, creds credentialAccess) (string, *cloud.BackupLink, string, error) {
 	backup, link, err := r.fetchLink(ctx, export, secret, creds)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
-	err = r.writeSecret(ctx, export, secret, secretData(export, linkData{
+	version, err := r.writeSecret(ctx, export, secret, secretData(export, linkData{
 		backupPath: link.URL, innerBackupPath: link.InnerURL, backupID: backup.id, expiresAt: link.ExpiresAt,
-	}))
+	}), false)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
-	return backup.id, &link, nil
+	return backup.id, &link, version, nil
 }
 
 // restoreSecret puts the link of the status back into a Secret that was
@@ -191,13 +254,14 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 // errors of the Kubernetes API are returned; a Secret that cannot be
 // written (someone else's, refused) stays as it is and the failure
 // already recorded says why.
-func (r *RedisBackupExportReconciler) restoreSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, a attempt) error {
-	if a.err == nil || linkStateAt(export, a.now) != linkValid || secretInSync(secret, export) {
+func (r *RedisBackupExportReconciler) restoreSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata, inSync bool, a *attempt) error {
+	st := export.Status
+	if a.err == nil || inSync || linkStateAt(export, a.now) != linkValid || st.BackupPath == "" {
 		return nil
 	}
-	st := export.Status
-	err := r.writeSecret(ctx, export, secret, secretData(export, linkData{backupPath: st.BackupPath, backupID: st.BackupID, expiresAt: st.ExpiresAt.Time}))
+	version, err := r.writeSecret(ctx, export, secret, statusData(export), false)
 	if err == nil {
+		a.secretVersion = version
 		log.FromContext(ctx).Info("restored the Secret with the link still valid", "expiresAt", formatTime(st.ExpiresAt.Time))
 	}
 	if isKubernetesAPIError(err) {
@@ -243,7 +307,7 @@ func refreshBefore(spec uredisv1alpha1.RedisBackupExportSpec) time.Duration {
 
 // fetchLink checks that the target Secret is ours to write, then asks the
 // API for a link. The check comes first so that a name clash costs no quota.
-func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret, access credentialAccess) (chosenBackup, cloud.BackupLink, error) {
+func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata, access credentialAccess) (chosenBackup, cloud.BackupLink, error) {
 	if err := r.checkTargetWritable(ctx, export, secret); err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
@@ -254,6 +318,14 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
+	if err := r.tryTargetWrite(ctx, export, secret); err != nil {
+		return chosenBackup{}, cloud.BackupLink{}, err
+	}
+	release, ok := r.share.acquire(export.Namespace)
+	if !ok {
+		return chosenBackup{}, cloud.BackupLink{}, errBudgetBusy
+	}
+	defer release()
 	backup, err := r.chooseBackup(ctx, export.Spec, creds)
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
@@ -275,7 +347,7 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 // checkTargetWritable refuses a target Secret owned by someone else. The
 // cache only holds managed Secrets, so a foreign one is looked up directly,
 // but only after a clash was seen: a first sync costs no extra read.
-func (r *RedisBackupExportReconciler) checkTargetWritable(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *corev1.Secret) error {
+func (r *RedisBackupExportReconciler) checkTargetWritable(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata) error {
 	if secret != nil {
 		if !ownsSecret(secret, export) {
 			return newConflictError(export)
@@ -310,13 +382,21 @@ func backupURLRequest(spec uredisv1alpha1.RedisBackupExportSpec, backup chosenBa
 	}
 }
 
-func (r *RedisBackupExportReconciler) cachedTargetSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport) (*corev1.Secret, error) {
-	secret := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: export.Namespace, Name: export.TargetSecretName()}, secret)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
+// tryTargetWrite has the API server validate the Secret write before the
+// API call, with a server-side dry-run, when the Secret's metadata may have
+// changed shape: a first attempt or a spec change with labels or
+// annotations, and every attempt after the API server found the target
+// invalid. A write that cannot succeed then costs no quota.
+func (r *RedisBackupExportReconciler) tryTargetWrite(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata) error {
+	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+	target := export.Spec.Target
+	shapeChanged := (ready == nil || ready.ObservedGeneration != export.Generation) && len(target.Labels)+len(target.Annotations) > 0
+	if !shapeChanged && readyReason(export) != uredisv1alpha1.ReasonTargetInvalid {
+		return nil
 	}
-	return secret, err
+	placeholder := secretData(export, linkData{backupPath: "https://dry-run.invalid/", backupID: export.Spec.BackupID, expiresAt: r.Clock.Now()})
+	_, err := r.writeSecret(ctx, export, secret, placeholder, true)
+	return err
 }
 
 // credentialAccess is what a refresh needs to get at the credentials.

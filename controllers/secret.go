@@ -1,12 +1,15 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,63 +68,190 @@ func dataHash(data map[string][]byte) string {
 }
 
 // ownsSecret reports whether secret was created for this very resource.
-func ownsSecret(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport) bool {
-	return metav1.IsControlledBy(secret, export) || secret.Annotations[uredisv1alpha1.AnnotationExportUID] == string(export.UID)
+func ownsSecret(secret metav1.Object, export *uredisv1alpha1.RedisBackupExport) bool {
+	return metav1.IsControlledBy(secret, export) || secret.GetAnnotations()[uredisv1alpha1.AnnotationExportUID] == string(export.UID)
 }
 
-// secretInSync reports whether secret holds exactly the link in the
-// resource's status, unedited, shaped as the current spec asks.
-func secretInSync(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport) bool {
-	status := export.Status
-	if secret == nil || status.BackupPath == "" || status.ExpiresAt == nil || !ownsSecret(secret, export) {
+// ownerAsWanted reports whether secret's controller reference is the one the
+// creation policy asks for: the resource's, or none.
+func ownerAsWanted(secret metav1.Object, export *uredisv1alpha1.RedisBackupExport) bool {
+	return metav1.IsControlledBy(secret, export) == (export.Spec.Target.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan)
+}
+
+// statusData is the data the target Secret holds for the link in status
+// (the internal link aside, which the status does not keep).
+func statusData(export *uredisv1alpha1.RedisBackupExport) map[string][]byte {
+	st := export.Status
+	return secretData(export, linkData{backupPath: st.BackupPath, backupID: st.BackupID, expiresAt: st.ExpiresAt.Time})
+}
+
+// knownInSync reports, from the cached metadata alone, that the target
+// Secret is exactly what the operator last wrote or checked for the link in
+// status: its resourceVersion is the one recorded with that link, so nobody
+// changed it since.
+func knownInSync(secret *metav1.PartialObjectMetadata, export *uredisv1alpha1.RedisBackupExport) bool {
+	st := export.Status
+	return secret != nil && st.ExpiresAt != nil && st.SecretResourceVersion != "" &&
+		secret.ResourceVersion == st.SecretResourceVersion && ownsSecret(secret, export) && ownerAsWanted(secret, export)
+}
+
+// holdsStatusLink reports whether secret, read in full, holds the link in
+// status, unedited (its data still has the hash the operator wrote beside
+// it), shaped as the current spec asks.
+func holdsStatusLink(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport) bool {
+	if secret == nil || export.Status.ExpiresAt == nil || !ownsSecret(secret, export) {
 		return false
 	}
-	want := secretData(export, linkData{backupPath: status.BackupPath, backupID: status.BackupID, expiresAt: status.ExpiresAt.Time})
-	for key, value := range want {
-		if !holds(secret, key, value) {
+	hash := dataHash(secret.Data)
+	if secret.Annotations[uredisv1alpha1.AnnotationDataHash] != hash {
+		return false
+	}
+	for key, value := range statusData(export) {
+		if key == keyNames(export.Spec.Target.Keys).BackupPath && export.Status.BackupPath == "" {
+			// The link is kept out of status (--link-in-status=false):
+			// the rest of the data and the hash vouch for it.
+			if _, found := secret.Data[key]; !found {
+				return false
+			}
+			continue
+		}
+		if !bytes.Equal(secret.Data[key], value) {
 			return false
 		}
 	}
 	shaped := secret.DeepCopy()
-	shapeMetadata(shaped, export, secret.Annotations[uredisv1alpha1.AnnotationDataHash])
-	return unedited(secret) && metadataEqual(secret, shaped)
+	shapeMetadata(shaped, export, hash)
+	return metadataEqual(secret, shaped)
 }
 
-// writeSecret creates or updates the target Secret with data. current is the
-// cached Secret of that name, nil when the cache has none; the cache only
-// holds Secrets this operator manages.
-func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *corev1.Secret, data map[string][]byte) error {
+// targetInSync reports whether the target Secret holds the link in status.
+// The cached metadata usually proves it (knownInSync). A Secret changed since
+// the operator last wrote or checked it is read from the API server once;
+// verified is then its resourceVersion if it does hold the link, to be
+// recorded in status so that it is not read again.
+func (r *RedisBackupExportReconciler) targetInSync(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, cached *metav1.PartialObjectMetadata) (inSync bool, verified string, err error) {
+	switch {
+	case cached == nil || export.Status.ExpiresAt == nil || !ownsSecret(cached, export):
+		return false, "", nil
+	case knownInSync(cached, export):
+		return true, "", nil
+	}
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cached), secret); err != nil {
+		return false, "", client.IgnoreNotFound(err)
+	}
+	if !holdsStatusLink(secret, export) {
+		return false, "", nil
+	}
+	return true, secret.ResourceVersion, nil
+}
+
+// writeSecret creates or updates the target Secret with data and returns its
+// new resourceVersion. current is the cached metadata of the Secret of that
+// name, nil when the cache has none; the cache only holds Secrets this
+// operator manages. With dryRun the API server validates the write (schema,
+// admission) without making it.
+func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, data map[string][]byte, dryRun bool) (string, error) {
+	var opts []client.PatchOption
+	if dryRun {
+		opts = append(opts, client.DryRunAll)
+	}
 	if current == nil {
-		return r.createSecret(ctx, export, data)
+		return r.createSecret(ctx, export, data, dryRun)
 	}
 	if !ownsSecret(current, export) {
-		return newConflictError(export)
+		return "", newConflictError(export)
 	}
-	desired := current.DeepCopy()
-	shapeSecret(desired, export, data)
-	// Equal metadata means the hash the operator wrote is that of data.
-	if metadataEqual(current, desired) && unedited(current) {
-		return nil
+	secret, patch, err := r.secretPatch(ctx, export, current, data)
+	if err != nil {
+		return "", err
 	}
-	// A merge patch without a resourceVersion: the cache may lag behind by a
-	// write, and ownership was checked above. The cache holds no values, so
-	// the patch sets every key of data and removes any other.
-	base := current.DeepCopy()
-	base.Data = dataKeys(current)
-	return refusedWrite(export, r.Patch(ctx, desired, client.MergeFrom(base)))
+	if err := r.Patch(ctx, secret, patch, opts...); err != nil {
+		return "", refusedWrite(export, err)
+	}
+	if !dryRun {
+		r.ownWrites.Put(secret.ResourceVersion, struct{}{})
+	}
+	return secret.ResourceVersion, nil
 }
 
-func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte) error {
+// secretPatch is the patch that gives the Secret data and the shape the
+// spec asks for, on the condition that the Secret is still the version the
+// cache holds: a Secret deleted and recreated by someone else, or edited,
+// since the cache saw it makes the patch fail with a conflict, never
+// receive the link. The data is replaced whole, so keys added by anyone
+// else go. Labels and annotations are added to what others set. Only when
+// the owner reference must change is the Secret read, as the patch must
+// then name every owner reference it keeps.
+func (r *RedisBackupExportReconciler) secretPatch(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, data map[string][]byte) (*corev1.Secret, client.Patch, error) {
+	if ownerAsWanted(current, export) {
+		patch, err := jsonPatch(current.ResourceVersion, export, data)
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: current.Name, Namespace: current.Namespace}}, patch, err
+	}
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(current), secret); err != nil {
+		return nil, nil, err
+	}
+	if !ownsSecret(secret, export) {
+		return nil, nil, newConflictError(export)
+	}
+	desired := secret.DeepCopy()
+	shapeSecret(desired, export, data)
+	return desired, client.MergeFromWithOptions(secret, client.MergeFromWithOptimisticLock{}), nil
+}
+
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
+
+// jsonPatch sets resourceVersion (the API server refuses the patch with a
+// conflict if the Secret has another), the operator's and the spec's labels
+// and annotations, and the whole data.
+func jsonPatch(resourceVersion string, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte) (client.Patch, error) {
+	ops := []patchOp{{Op: "replace", Path: "/metadata/resourceVersion", Value: resourceVersion}}
+	labels, annotations := secretMetadata(export, dataHash(data))
+	for _, key := range slices.Sorted(maps.Keys(labels)) {
+		ops = append(ops, patchOp{Op: "add", Path: "/metadata/labels/" + escapePointer(key), Value: labels[key]})
+	}
+	for _, key := range slices.Sorted(maps.Keys(annotations)) {
+		ops = append(ops, patchOp{Op: "add", Path: "/metadata/annotations/" + escapePointer(key), Value: annotations[key]})
+	}
+	ops = append(ops, patchOp{Op: "add", Path: "/data", Value: data})
+	body, err := json.Marshal(ops)
+	if err != nil {
+		return nil, err
+	}
+	return client.RawPatch(types.JSONPatchType, body), nil
+}
+
+// escapePointer escapes a map key for a JSON pointer (RFC 6901).
+func escapePointer(key string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
+}
+
+func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte, dryRun bool) (string, error) {
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: export.TargetSecretName(), Namespace: export.Namespace},
 		Type:       corev1.SecretTypeOpaque,
 	}
 	shapeSecret(secret, export, data)
-	err := r.Create(ctx, secret)
-	if apierrors.IsAlreadyExists(err) {
-		return r.classifyExistingSecret(ctx, export)
+	var opts []client.CreateOption
+	if dryRun {
+		opts = append(opts, client.DryRunAll)
 	}
-	return refusedWrite(export, err)
+	err := r.Create(ctx, secret, opts...)
+	if apierrors.IsAlreadyExists(err) {
+		return "", r.classifyExistingSecret(ctx, export)
+	}
+	if err != nil {
+		return "", refusedWrite(export, err)
+	}
+	if !dryRun {
+		r.ownWrites.Put(secret.ResourceVersion, struct{}{})
+	}
+	return secret.ResourceVersion, nil
 }
 
 // classifyExistingSecret explains a failed create: either a Secret we do
@@ -150,16 +280,32 @@ func shapeSecret(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport
 
 // shapeMetadata is shapeSecret without the data, whose hash it is given.
 func shapeMetadata(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport, hash string) {
+	labels, annotations := secretMetadata(export, hash)
+	secret.Labels = mergeMaps(secret.Labels, labels)
+	secret.Annotations = mergeMaps(secret.Annotations, annotations)
 	target := export.Spec.Target
-	secret.Labels = mergeMaps(secret.Labels, target.Labels, map[string]string{uredisv1alpha1.LabelManagedBy: uredisv1alpha1.ManagedByValue})
-	secret.Annotations = mergeMaps(secret.Annotations, target.Annotations, map[string]string{
-		uredisv1alpha1.AnnotationDataHash:  hash,
-		uredisv1alpha1.AnnotationExportUID: string(export.UID),
-	})
 	secret.OwnerReferences = slices.DeleteFunc(secret.OwnerReferences, func(ref metav1.OwnerReference) bool { return ref.UID == export.UID })
 	if target.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan {
 		secret.OwnerReferences = append(secret.OwnerReferences, *metav1.NewControllerRef(export, uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport")))
 	}
+}
+
+// secretMetadata are the labels and annotations the operator sets on a
+// Secret holding data of the given hash: the spec's, and its own.
+func secretMetadata(export *uredisv1alpha1.RedisBackupExport, hash string) (labels, annotations map[string]string) {
+	target := export.Spec.Target
+	labels = map[string]string{uredisv1alpha1.LabelManagedBy: uredisv1alpha1.ManagedByValue}
+	for key, value := range target.Labels {
+		labels[key] = string(value)
+	}
+	annotations = map[string]string{
+		uredisv1alpha1.AnnotationDataHash:  hash,
+		uredisv1alpha1.AnnotationExportUID: string(export.UID),
+	}
+	for key, value := range target.Annotations {
+		annotations[key] = string(value)
+	}
+	return labels, annotations
 }
 
 func mergeMaps(base map[string]string, overlays ...map[string]string) map[string]string {

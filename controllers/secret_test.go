@@ -1,16 +1,20 @@
 package controllers
 
 import (
+	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 )
 
-func TestSecretInSync(t *testing.T) {
+func TestHoldsStatusLink(t *testing.T) {
 	export := exportWithLink()
 	good := func() *corev1.Secret {
 		data := secretData(export, linkData{backupPath: export.Status.BackupPath, innerBackupPath: "https://inner.example.com/x", backupID: "b", expiresAt: export.Status.ExpiresAt.Time})
@@ -27,6 +31,10 @@ func TestSecretInSync(t *testing.T) {
 		{"link edited", func(s *corev1.Secret) { s.Data[uredisv1alpha1.KeyBackupPath] = []byte("https://evil.example.com/") }, false},
 		{"inner link edited", func(s *corev1.Secret) { s.Data[uredisv1alpha1.KeyInnerBackupPath] = []byte("x") }, false},
 		{"key added", func(s *corev1.Secret) { s.Data["extra"] = []byte("x") }, false},
+		{"link and hash forged together", func(s *corev1.Secret) {
+			s.Data[uredisv1alpha1.KeyBackupPath] = []byte("https://evil.example.com/")
+			s.Annotations[uredisv1alpha1.AnnotationDataHash] = dataHash(s.Data)
+		}, false},
 		{"owned by another resource", func(s *corev1.Secret) {
 			s.OwnerReferences[0].UID = "other"
 			s.Annotations[uredisv1alpha1.AnnotationExportUID] = "other"
@@ -34,25 +42,66 @@ func TestSecretInSync(t *testing.T) {
 		{"owner reference removed by someone", func(s *corev1.Secret) { s.OwnerReferences = nil }, false},
 		{"someone else's label added", func(s *corev1.Secret) { s.Labels["team"] = "a" }, true},
 		{"spec label removed by someone", func(s *corev1.Secret) { delete(s.Labels, "app") }, false},
-		{"hash annotation removed", func(s *corev1.Secret) { s.Annotations = nil }, false},
+		{"hash annotation removed", func(s *corev1.Secret) { delete(s.Annotations, uredisv1alpha1.AnnotationDataHash) }, false},
 	}
 	for _, tt := range tests {
 		secret := good()
 		tt.mutate(secret)
-		if got := secretInSync(secret, export); got != tt.want {
-			t.Errorf("%s: secretInSync() = %v, want %v", tt.name, got, tt.want)
+		if got := holdsStatusLink(secret, export); got != tt.want {
+			t.Errorf("%s: holdsStatusLink() = %v, want %v", tt.name, got, tt.want)
 		}
-		// The same Secret as the operator's cache holds it.
-		cached, err := CacheManagedSecret(secret.DeepCopy())
+	}
+	if holdsStatusLink(nil, export) {
+		t.Error("a missing Secret holds no link")
+	}
+
+	// With the link kept out of status, the rest of the data and the hash
+	// vouch for the Secret.
+	omitted := exportWithLink()
+	omitted.Status.BackupPath = ""
+	if !holdsStatusLink(good(), omitted) {
+		t.Error("with the link out of status, an untouched Secret holds it")
+	}
+	edited := good()
+	edited.Data[uredisv1alpha1.KeyExpiresAt] = []byte("2030-01-01T00:00:00Z")
+	edited.Annotations[uredisv1alpha1.AnnotationDataHash] = dataHash(edited.Data)
+	if holdsStatusLink(edited, omitted) {
+		t.Error("with the link out of status, another expiry is another link")
+	}
+}
+
+func TestKnownInSync(t *testing.T) {
+	export := exportWithLink()
+	export.Status.SecretResourceVersion = "42"
+	cached := func() *metav1.PartialObjectMetadata {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "42"}}
+		shapeSecret(secret, export, statusData(export))
+		obj, err := CacheManagedSecret(&metav1.PartialObjectMetadata{ObjectMeta: secret.ObjectMeta})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := secretInSync(cached.(*corev1.Secret), export); got != tt.want {
-			t.Errorf("%s, from the cache: secretInSync() = %v, want %v", tt.name, got, tt.want)
-		}
+		return obj.(*metav1.PartialObjectMetadata)
 	}
-	if secretInSync(nil, export) {
+	if !knownInSync(cached(), export) {
+		t.Fatal("the version the operator recorded is known to hold the status' link")
+	}
+	edited := cached()
+	edited.ResourceVersion = "43"
+	if knownInSync(edited, export) {
+		t.Error("any other version must be read before it is trusted")
+	}
+	if knownInSync(nil, export) {
 		t.Error("a missing Secret is not in sync")
+	}
+	unrecorded := exportWithLink()
+	if knownInSync(cached(), unrecorded) {
+		t.Error("a status without a recorded version (written by an older operator) proves nothing")
+	}
+	orphan := exportWithLink()
+	orphan.Status.SecretResourceVersion = "42"
+	orphan.Spec.Target.CreationPolicy = uredisv1alpha1.CreationPolicyOrphan
+	if knownInSync(cached(), orphan) {
+		t.Error("a Secret still owned after the policy became Orphan needs a write")
 	}
 }
 
@@ -70,7 +119,7 @@ func TestDataHashIsStableAndUnambiguous(t *testing.T) {
 func TestShapeSecret(t *testing.T) {
 	export := exportWithLink()
 	export.Spec.Target.Keys = uredisv1alpha1.SecretKeys{BackupPath: "BACKUP_URL", ExpiresAt: "BACKUP_EXPIRES_AT"}
-	export.Spec.Target.Annotations = map[string]string{"reloader": "yes"}
+	export.Spec.Target.Annotations = map[string]uredisv1alpha1.AnnotationValue{"reloader": "yes"}
 	data := secretData(export, linkData{backupPath: "https://x.example.com/", backupID: "b", expiresAt: now})
 	if string(data["BACKUP_URL"]) != "https://x.example.com/" || string(data["BACKUP_EXPIRES_AT"]) != "2026-11-27T10:00:00Z" || string(data["backupId"]) != "b" {
 		t.Fatalf("renamed keys not applied: %v", data)
@@ -101,56 +150,77 @@ func TestShapeSecret(t *testing.T) {
 	}
 }
 
-func TestCacheManagedSecret(t *testing.T) {
+func TestCacheManagedSecretKeepsOnlyWhatTheReconcilerReads(t *testing.T) {
 	export := exportWithLink()
-	data := secretData(export, linkData{backupPath: export.Status.BackupPath, backupID: "b", expiresAt: export.Status.ExpiresAt.Time})
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}}
-	shapeSecret(secret, export, data)
-	secret.Data["huge"] = make([]byte, 512<<10)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{
+		Name: "target", Namespace: "ns", UID: "s-1", ResourceVersion: "7",
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}}
+	shapeSecret(secret, export, statusData(export))
+	// What a tenant can add to a labelled Secret's metadata, however large.
+	big := strings.Repeat("x", 200<<10)
+	secret.Labels["team"] = "a"
+	secret.Annotations["notes"] = big
+	secret.Annotations[uredisv1alpha1.AnnotationExportUID] = string(export.UID)
+	secret.Finalizers = []string{"example.com/" + strings.Repeat("f", 200)}
+	for i := range 100 {
+		secret.OwnerReferences = append(secret.OwnerReferences, metav1.OwnerReference{Kind: "ConfigMap", Name: big[:200], UID: types.UID(fmt.Sprint(i))})
+	}
 
-	obj, err := CacheManagedSecret(secret.DeepCopy())
+	obj, err := CacheManagedSecret(&metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{Kind: "Secret", APIVersion: "v1"}, ObjectMeta: secret.ObjectMeta})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cachedSecret := obj.(*corev1.Secret)
-	if cachedSecret.ManagedFields != nil || cachedSecret.Data != nil {
-		t.Error("managedFields or data kept in the cache")
+	cached := obj.(*metav1.PartialObjectMetadata)
+	if size := len(cached.String()); size > 1024 {
+		t.Errorf("the cache keeps %d bytes of a labelled Secret's metadata, want a few hundred", size)
 	}
-	if len(cachedSecret.Annotations[cachedData]) > 400 {
-		t.Errorf("the cache keeps %d bytes of a Secret's data, want a few dozen per key", len(cachedSecret.Annotations[cachedData]))
+	if !ownsSecret(cached, export) || !ownerAsWanted(cached, export) || cached.ResourceVersion != "7" || cached.Name != "target" ||
+		cached.Labels[uredisv1alpha1.LabelManagedBy] != uredisv1alpha1.ManagedByValue || cached.Annotations[uredisv1alpha1.AnnotationDataHash] == "" {
+		t.Errorf("the cache must keep what the reconciler reads: %+v", cached.ObjectMeta)
 	}
-	if observedDataHash(cachedSecret) != dataHash(secret.Data) {
-		t.Error("the cache must record the hash of the data the API server holds")
-	}
-	if unedited(cachedSecret) {
-		t.Error("a key added by someone is an edit")
-	}
-	if keys := dataKeys(cachedSecret); len(keys) != len(secret.Data) || keys["huge"] != nil {
-		t.Errorf("the patch base must name every key the API server holds, with no value: %v", keys)
-	}
-
-	delete(secret.Data, "huge")
-	obj, _ = CacheManagedSecret(secret.DeepCopy())
-	cachedSecret = obj.(*corev1.Secret)
-	if !unedited(cachedSecret) || !holds(cachedSecret, uredisv1alpha1.KeyBackupPath, []byte(export.Status.BackupPath)) ||
-		holds(cachedSecret, uredisv1alpha1.KeyBackupPath, []byte("other")) || holds(cachedSecret, "Path", []byte(export.Status.BackupPath)) {
-		t.Error("a cached Secret must compare as its data would")
-	}
-	if !ownSecretWrite(&corev1.Secret{}, cachedSecret) {
-		t.Error("the operator's own write, seen through the cache, must be recognised")
-	}
-	again, _ := CacheManagedSecret(cachedSecret.DeepCopy())
-	if !reflect.DeepEqual(again, cachedSecret) {
+	again, _ := CacheManagedSecret(cached.DeepCopy())
+	if !reflect.DeepEqual(again, cached) {
 		t.Error("the transform must be idempotent: informers may hand it an object it already transformed")
 	}
-
-	// Anyone can put the annotation on a Secret; without this process's
-	// mark it is overwritten, never believed.
-	forged := secret.DeepCopy()
-	forged.Annotations[cachedData] = "x:" + secret.Annotations[uredisv1alpha1.AnnotationDataHash] + ":backupPath=" + digest([]byte("https://elsewhere.example.com/")) + ";"
-	forged.Data[uredisv1alpha1.KeyBackupPath] = []byte("https://tampered.example.com/")
+	// A long value under the operator's own annotation is not one it wrote.
+	forged := cached.DeepCopy()
+	forged.Annotations[uredisv1alpha1.AnnotationExportUID] = big
 	obj, _ = CacheManagedSecret(forged)
-	if c := obj.(*corev1.Secret); unedited(c) || holds(c, uredisv1alpha1.KeyBackupPath, []byte("https://elsewhere.example.com/")) {
-		t.Error("a forged cache annotation was believed")
+	if _, kept := obj.(*metav1.PartialObjectMetadata).Annotations[uredisv1alpha1.AnnotationExportUID]; kept {
+		t.Error("an oversized annotation value must not be cached")
+	}
+}
+
+func TestJSONPatchReplacesDataOnlyAtTheCachedVersion(t *testing.T) {
+	export := exportWithLink()
+	export.Spec.Target.Annotations = map[string]uredisv1alpha1.AnnotationValue{"example.com/a~b": "v"}
+	patch, err := jsonPatch("42", export, statusData(export))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := patch.Data(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []map[string]any
+	if err := json.Unmarshal(body, &ops); err != nil {
+		t.Fatal(err)
+	}
+	if ops[0]["op"] != "replace" || ops[0]["path"] != "/metadata/resourceVersion" || ops[0]["value"] != "42" {
+		t.Errorf("the patch must first pin the resourceVersion the cache holds: %v", ops[0])
+	}
+	paths := map[string]bool{}
+	for _, op := range ops {
+		paths[op["path"].(string)] = true
+	}
+	for _, want := range []string{"/data", "/metadata/labels/app", "/metadata/labels/app.kubernetes.io~1managed-by",
+		"/metadata/annotations/example.com~1a~0b", "/metadata/annotations/uredis.dezai.com~1data-hash"} {
+		if !paths[want] {
+			t.Errorf("the patch lacks %s: %s", want, body)
+		}
+	}
+	if strings.Contains(string(body), export.Status.BackupPath) {
+		t.Error("data values are base64, as the API server expects them")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+	"github.com/dezai/uredis-backup-operator/internal/expiring"
 )
 
 // Field indexes over RedisBackupExports, used to find the resources a
@@ -45,7 +46,14 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConc
 		// Far longer than a cache lags behind a write.
 		r.recent = newRecentStatuses(30*time.Second, time.Now)
 	}
-	r.outcomes = outcomes{policy: r.Policy, transient: r.TransientBackoff, permanent: r.PermanentBackoff}
+	if r.ownWrites == nil {
+		// Far longer than a watch event takes to arrive.
+		r.ownWrites = expiring.New[string, struct{}](2*time.Minute, time.Now)
+	}
+	if r.share == nil {
+		r.share = newFairShare(maxConcurrentReconciles / 2)
+	}
+	r.outcomes = outcomes{policy: r.Policy, transient: r.TransientBackoff, permanent: r.PermanentBackoff, omitLink: r.OmitLinkFromStatus}
 	if err := indexExports(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
@@ -55,14 +63,14 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConc
 		// reconciler's own status patches do not wake it up again.
 		For(&uredisv1alpha1.RedisBackupExport{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		// The operator's own writes to a Secret would only wake it to find
-		// the Secret in sync; worse, the cache may not hold the status
-		// written right after, and a stale status looks like a refresh due.
-		Owns(&corev1.Secret{}, builder.WithPredicates(notOwnSecretWrite())).
+		// The managed Secrets, by their metadata only (secretcache.go). The
+		// operator's own writes to a Secret would only wake it to find
+		// the Secret in sync.
+		Owns(&corev1.Secret{}, builder.OnlyMetadata, builder.WithPredicates(r.notOwnSecretWrite())).
 		// A managed Secret deleted: also the resources that only name it
 		// (an Orphan policy's Secret has no owner reference; another
 		// resource may be waiting for the name to be free).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.exportsReferencingSecret), builder.WithPredicates(deletionsOnly())).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.exportsReferencingSecret), builder.OnlyMetadata, builder.WithPredicates(deletionsOnly())).
 		// Every other Secret, by its metadata: credentials appearing or
 		// changing, a foreign Secret freeing a target name.
 		WatchesRawSource(source.Kind(r.SecretMetadata, secretMetadataObject(),
@@ -132,29 +140,18 @@ func (r *RedisBackupExportReconciler) exportsReferencingSecret(ctx context.Conte
 	return requests
 }
 
-func secretMetadataObject() *metav1.PartialObjectMetadata {
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	return meta
-}
-
 // notOwnSecretWrite drops the events of a managed Secret that the operator
-// caused itself: creations, and updates that set the data together with its
-// matching hash. Deletions and anyone else's edits pass.
-func notOwnSecretWrite() predicate.Funcs {
+// caused itself: creations, and updates to a resourceVersion it wrote.
+// Deletions and anyone else's edits pass. (An event that arrives before the
+// write's answer passes too, and wakes the resource to find it in sync.)
+func (r *RedisBackupExportReconciler) notOwnSecretWrite() predicate.Funcs {
 	return predicate.Funcs{
 		CreateFunc: func(event.CreateEvent) bool { return false },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			oldSecret, okOld := e.ObjectOld.(*corev1.Secret)
-			newSecret, okNew := e.ObjectNew.(*corev1.Secret)
-			return !okOld || !okNew || !ownSecretWrite(oldSecret, newSecret)
+			_, own := r.ownWrites.Get(e.ObjectNew.GetResourceVersion())
+			return !own
 		},
 	}
-}
-
-func ownSecretWrite(old, updated *corev1.Secret) bool {
-	hash := updated.Annotations[uredisv1alpha1.AnnotationDataHash]
-	return unedited(updated) && hash != old.Annotations[uredisv1alpha1.AnnotationDataHash]
 }
 
 // deletionsOnly lets through only deletions.

@@ -62,6 +62,13 @@ const (
 	// ReasonLinkTooShort: the API returned a link that expires too soon to be
 	// useful.
 	ReasonLinkTooShort = "LinkTooShort"
+	// ReasonCredentialsInvalid: a credentials key name or value does not
+	// look like a cloud credential, so it is not sent.
+	ReasonCredentialsInvalid = "CredentialsInvalid"
+	// ReasonTargetInvalid: the API server found the target Secret the spec
+	// describes invalid (HTTP 422); nothing is retried until the spec
+	// changes.
+	ReasonTargetInvalid = "TargetInvalid"
 )
 
 // RedisBackupExportSpec names a URedis backup whose time-limited download
@@ -189,30 +196,39 @@ type CredentialsReference struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 
-	// publicKeyKey is the key of the public key in the Secret's data.
+	// The key names must look like what they name (publicKey, public_key,
+	// UCLOUD_PUBLIC_KEY...; likewise for the private key and the token), so
+	// that a resource cannot have any other value of the Secret, such as a
+	// service account token, sent to the cloud API.
+
+	// publicKeyKey is the key of the public key in the Secret's data. It must
+	// end in publicKey, public_key, public-key or public.key (any case).
 	// +optional
 	// +kubebuilder:default=publicKey
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]*(?i:public[-_.]?key)$`
 	PublicKeyKey string `json:"publicKeyKey,omitempty"`
 
-	// privateKeyKey is the key of the private key in the Secret's data.
+	// privateKeyKey is the key of the private key in the Secret's data. It
+	// must end in privateKey, private_key, private-key or private.key (any
+	// case).
 	// +optional
 	// +kubebuilder:default=privateKey
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]*(?i:private[-_.]?key)$`
 	PrivateKeyKey string `json:"privateKeyKey,omitempty"`
 
 	// securityTokenKey is the key of an optional security token (temporary
 	// credentials) in the Secret's data; when the key holds a value, it is
-	// sent and signed as SecurityToken.
+	// sent and signed as SecurityToken. It must end in securityToken,
+	// security_token, security-token or security.token (any case).
 	// +optional
 	// +kubebuilder:default=securityToken
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]*(?i:security[-_.]?token)$`
 	SecurityTokenKey string `json:"securityTokenKey,omitempty"`
 }
 
@@ -238,18 +254,32 @@ type TargetSecret struct {
 	// +optional
 	Keys SecretKeys `json:"keys,omitempty"`
 
-	// labels are added to the Secret.
+	// labels are added to the Secret. Keys and values follow Kubernetes'
+	// label syntax (a value has at most 63 characters).
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !format.qualifiedName().validate(k).hasValue())",message="every label key must be a valid Kubernetes label key: an optional DNS subdomain prefix and '/', then at most 63 characters of [-._a-zA-Z0-9] beginning and ending with an alphanumeric"
 	// +kubebuilder:validation:XValidation:rule="!('app.kubernetes.io/managed-by' in self)",message="the label app.kubernetes.io/managed-by is set by the operator"
-	Labels map[string]string `json:"labels,omitempty"`
+	Labels map[string]LabelValue `json:"labels,omitempty"`
 
-	// annotations are added to the Secret.
+	// annotations are added to the Secret. Keys follow Kubernetes'
+	// annotation key syntax; a value has at most 4096 characters.
 	// +optional
 	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !format.qualifiedName().validate(k.lowerAscii()).hasValue())",message="every annotation key must be a valid Kubernetes annotation key: an optional DNS subdomain prefix and '/', then at most 63 characters of [-._a-zA-Z0-9] beginning and ending with an alphanumeric"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('uredis.dezai.com/'))",message="annotations under uredis.dezai.com/ are set by the operator"
-	Annotations map[string]string `json:"annotations,omitempty"`
+	Annotations map[string]AnnotationValue `json:"annotations,omitempty"`
 }
+
+// LabelValue is the value of a label: empty, or at most 63 characters of
+// [-._a-zA-Z0-9] beginning and ending with an alphanumeric.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+type LabelValue string
+
+// AnnotationValue is the value of an annotation, at most 4096 characters.
+// +kubebuilder:validation:MaxLength=4096
+type AnnotationValue string
 
 // CreationPolicy says who owns the target Secret.
 // +kubebuilder:validation:Enum=Owner;Orphan
@@ -348,6 +378,14 @@ type RedisBackupExportStatus struct {
 	// lastFailureTime is when the last refresh attempt failed.
 	// +optional
 	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
+	// secretResourceVersion is the target Secret's resourceVersion when the
+	// operator last wrote it or checked its content. A Secret with another
+	// resourceVersion was changed since, and the operator reads it once to
+	// check its data; otherwise it knows the data without reading it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	SecretResourceVersion string `json:"secretResourceVersion,omitempty"`
 
 	// lastHandledRefreshRequest is the value of the
 	// uredis.dezai.com/refresh-requested-at annotation last acted upon.

@@ -80,6 +80,9 @@ type Options struct {
 	Policy           schedule.Policy
 	TransientBackoff schedule.Backoff
 	PermanentBackoff schedule.Backoff
+	// LinkInStatus writes the link into status.backupPath as well as the
+	// target Secret.
+	LinkInStatus bool
 	// Clock is the reconciler's clock; the real one when nil.
 	Clock clock.PassiveClock
 	// Logger is the manager's logger; controller-runtime's global one when
@@ -116,6 +119,7 @@ func DefaultOptions() Options {
 		APIBurst:                   20,
 		KubeAPIQPS:                 20,
 		KubeAPIBurst:               30,
+		LinkInStatus:               true,
 		Policy:                     schedule.DefaultPolicy(),
 		TransientBackoff:           schedule.Backoff{Base: 5 * time.Second, Max: 5 * time.Minute},
 		PermanentBackoff:           schedule.Backoff{Base: 5 * time.Minute, Max: time.Hour},
@@ -156,6 +160,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Requests allowed in a burst above --kube-api-qps.")
 	fs.DurationVar(&o.Policy.MinMargin, "refresh-min-margin", o.Policy.MinMargin, "Every refresh is planned at least this long before the link expires.")
 	fs.DurationVar(&o.Policy.MinUsefulLifetime, "min-link-lifetime", o.Policy.MinUsefulLifetime, "A link valid for less than this is reported as unusable and retried with backoff.")
+	fs.DurationVar(&o.Policy.ForcedRefreshMinInterval, "forced-refresh-min-interval", o.Policy.ForcedRefreshMinInterval,
+		"Shortest time between a resource's last refresh attempt and a forced one (the refresh-requested-at annotation); requests sooner are acknowledged and not acted upon.")
+	fs.BoolVar(&o.LinkInStatus, "link-in-status", o.LinkInStatus,
+		"Write the download link into status.backupPath as well as the target Secret. Turn off where those who may read RedisBackupExports must not see bearer links; a Secret deleted during a provider outage can then not be restored until the next successful refresh.")
 }
 
 func splitList(v string) []string {
@@ -176,6 +184,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--api-endpoint %q is not an absolute https URL", o.APIEndpoint)
 	case u.Scheme == "http" && !o.AllowHTTPEndpoint:
 		return fmt.Errorf("--api-endpoint %q is plain http: requests and answers would cross the network unencrypted; set --allow-http-endpoint only for a local simulator", o.APIEndpoint)
+	case o.Policy.ForcedRefreshMinInterval < 0:
+		return errors.New("--forced-refresh-min-interval must not be negative")
 	case o.MaxConcurrentReconciles < 1:
 		return errors.New("--max-concurrent-reconciles must be at least 1")
 	case o.Policy.MinUsefulLifetime < 2*o.Policy.MinMargin:
@@ -275,9 +285,10 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			// every cached type goes without them (the two transforms below
 			// drop them too, with more).
 			DefaultTransform: cache.TransformStripManagedFields(),
-			// Cache only the Secrets the operator writes, and those without
-			// their data: clusters hold many large Secrets the operator has no
-			// business keeping in memory.
+			// Cache only the Secrets the operator writes, and only a few
+			// fields of their metadata (the reconciler reads them as
+			// metadata; controllers/secretcache.go): clusters hold many large
+			// Secrets, and anyone can label one.
 			ByObject: map[client.Object]cache.ByObject{
 				&uredisv1alpha1.RedisBackupExport{}: {Transform: compactExport},
 				&corev1.Secret{}: {
@@ -320,6 +331,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Cloud:               cloud.NewSharedResolver(cloudClient),
 		Events:              mgr.GetEventRecorder("uredis-backup-operator"),
 		OperatorCredentials: o.operatorCredentials(),
+		OmitLinkFromStatus:  !o.LinkInStatus,
 		Clock:               o.Clock,
 		Policy:              o.Policy,
 		TransientBackoff:    o.TransientBackoff,

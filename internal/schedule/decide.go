@@ -29,6 +29,9 @@ type Observation struct {
 	SpecChanged bool
 	// RefreshRequested: a new force-refresh annotation value is pending.
 	RefreshRequested bool
+	// LastAttempt is when the last refresh attempt (a success or a failure)
+	// was made; zero when none was.
+	LastAttempt time.Time
 	// HasLink: status holds a link and its expiry.
 	HasLink   bool
 	ExpiresAt time.Time
@@ -40,6 +43,9 @@ type Observation struct {
 	// the credentials changed.
 	WaitingOnUser      bool
 	CredentialsChanged bool
+	// CredentialsRefused: the last attempt failed because the provider
+	// rejected the credentials, which only new credentials can fix.
+	CredentialsRefused bool
 	// CheapToRecheck: the last attempt failed before any API call (the
 	// credentials Secret, the target Secret, the namespace's permission),
 	// so looking again on any event costs no quota.
@@ -54,19 +60,40 @@ type Decision struct {
 	Action Action
 	// Reason says why, for logs.
 	Reason string
+	// Declined: a pending force-refresh request is acknowledged without a
+	// refresh, for the reason in Reason.
+	Declined bool
 }
 
 // Decide picks the next step for a resource. It never asks for an API call
 // while a fresh link exists for an unchanged spec and an intact Secret, which
-// is what makes an operator restart free of API calls; and while the user has
-// something to fix it waits for the slow retry unless the credentials change.
+// is what makes an operator restart free of API calls; while the user has
+// something to fix it waits for the slow retry unless the credentials change;
+// and it turns down forced refreshes that come faster than
+// Policy.ForcedRefreshMinInterval, or while rejected credentials are
+// unchanged, so that no one can make the operator call the API in a loop.
 func Decide(p Policy, o Observation) Decision {
 	due := !o.Now.Before(o.NextAttempt) // also true when nothing was ever attempted
 	linkUsable := o.HasLink && o.Now.Before(o.ExpiresAt.Add(-p.MinMargin))
+	held := o.CredentialsRefused && !o.CredentialsChanged && !due
+	decision := decide(o, due, linkUsable, held, o.RefreshRequested && !held && !p.tooSoonToForce(o))
+	if o.RefreshRequested && decision.Action == Wait {
+		decision.Declined = true
+		decision.Reason = "refresh requested too soon after the last attempt"
+		if held {
+			decision.Reason = "refresh requested while the credentials stay rejected"
+		}
+	}
+	return decision
+}
+
+func decide(o Observation, due, linkUsable, held, forced bool) Decision {
 	switch {
+	case held:
+		return Decision{Action: Wait, Reason: "credentials rejected: waiting for new credentials or the planned retry"}
 	case o.SpecChanged:
 		return refresh("spec changed")
-	case o.RefreshRequested:
+	case forced:
 		return refresh("refresh requested")
 	case o.WaitingOnUser && o.CredentialsChanged:
 		return refresh("credentials changed")
@@ -81,6 +108,12 @@ func Decide(p Policy, o Observation) Decision {
 	default:
 		return Decision{Action: Wait, Reason: "scheduled"}
 	}
+}
+
+// tooSoonToForce: a forced refresh now would come less than
+// ForcedRefreshMinInterval after the last attempt.
+func (p Policy) tooSoonToForce(o Observation) bool {
+	return !o.LastAttempt.IsZero() && o.Now.Before(o.LastAttempt.Add(p.ForcedRefreshMinInterval))
 }
 
 func refresh(reason string) Decision { return Decision{Action: Refresh, Reason: reason} }

@@ -18,6 +18,8 @@ func TestDecide(t *testing.T) {
 		name string
 		obs  Observation
 		want Action
+		// declined: a pending force-refresh request is turned down.
+		declined bool
 	}{
 		{name: "new resource", obs: Observation{Now: now}, want: Refresh},
 		{name: "fresh link: wait for the planned refresh", obs: fresh, want: Wait},
@@ -45,12 +47,40 @@ func TestDecide(t *testing.T) {
 			o.HasLink, o.CheapToRecheck, o.NextAttempt = false, true, now.Add(5*time.Minute)
 		}), want: Refresh},
 		{name: "transient backoff running", obs: with(func(o *Observation) { o.HasLink, o.NextAttempt = false, now.Add(8*time.Second) }), want: Wait},
+		{name: "force refresh 31 s after the last attempt", obs: with(func(o *Observation) {
+			o.RefreshRequested, o.LastAttempt = true, now.Add(-31*time.Second)
+		}), want: Refresh},
+		{name: "force refresh 10 s after the last attempt: declined", obs: with(func(o *Observation) {
+			o.RefreshRequested, o.LastAttempt = true, now.Add(-10*time.Second)
+		}), want: Wait, declined: true},
+		{name: "force refresh too soon, but the refresh is due anyway", obs: with(func(o *Observation) {
+			o.RefreshRequested, o.LastAttempt, o.NextAttempt = true, now.Add(-10*time.Second), now
+		}), want: Refresh},
+		{name: "credentials rejected: a forced refresh waits for the slow retry", obs: with(func(o *Observation) {
+			o.WaitingOnUser, o.CredentialsRefused, o.RefreshRequested = true, true, true
+			o.LastAttempt, o.NextAttempt = now.Add(-time.Hour), now.Add(10*time.Minute)
+		}), want: Wait, declined: true},
+		{name: "credentials rejected: a spec change waits for the slow retry", obs: with(func(o *Observation) {
+			o.WaitingOnUser, o.CredentialsRefused, o.SpecChanged, o.NextAttempt = true, true, true, now.Add(10*time.Minute)
+		}), want: Wait},
+		{name: "credentials rejected, then changed: at once", obs: with(func(o *Observation) {
+			o.WaitingOnUser, o.CredentialsRefused, o.CredentialsChanged, o.SpecChanged, o.NextAttempt = true, true, true, true, now.Add(10*time.Minute)
+		}), want: Refresh},
+		{name: "credentials rejected, slow retry due", obs: with(func(o *Observation) {
+			o.WaitingOnUser, o.CredentialsRefused, o.NextAttempt = true, true, now
+		}), want: Refresh},
+		{name: "provider rejected the request: a spec change retries at once", obs: with(func(o *Observation) {
+			o.WaitingOnUser, o.SpecChanged, o.NextAttempt = true, true, now.Add(10*time.Minute)
+		}), want: Refresh},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Decide(p, tt.obs)
 			if got.Action != tt.want {
 				t.Fatalf("Decide() = %v (%s), want %v", got.Action, got.Reason, tt.want)
+			}
+			if got.Declined != tt.declined {
+				t.Fatalf("Decide().Declined = %v (%s), want %v", got.Declined, got.Reason, tt.declined)
 			}
 		})
 	}

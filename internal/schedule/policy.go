@@ -27,6 +27,10 @@ type Policy struct {
 	// a retry after a transient failure waits, so that several retries fit
 	// before the link expires whatever the backoff has grown to.
 	RetryFraction float64
+	// ForcedRefreshMinInterval is the shortest time between a resource's
+	// last attempt and a forced refresh (the refresh-requested-at
+	// annotation); a request sooner is acknowledged and not acted upon.
+	ForcedRefreshMinInterval time.Duration
 }
 
 // DefaultPolicy suits links that live from minutes to days.
@@ -37,6 +41,8 @@ func DefaultPolicy() Policy {
 		MinUsefulLifetime: 30 * time.Second,
 		JitterFraction:    0.1,
 		RetryFraction:     0.25,
+
+		ForcedRefreshMinInterval: 30 * time.Second,
 	}
 }
 

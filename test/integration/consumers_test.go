@@ -13,14 +13,14 @@ import (
 )
 
 func TestSecretShapedForTheWorkload(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, withOperatorOptions(func(o *operator.Options) { o.Policy.ForcedRefreshMinInterval = 0 }))
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	f.create(f.newExport("shaped", func(e *uredisv1alpha1.RedisBackupExport) {
 		e.Spec.Target = uredisv1alpha1.TargetSecret{
 			Name:        "restore-env",
 			Keys:        uredisv1alpha1.SecretKeys{BackupPath: "BACKUP_URL", ExpiresAt: "BACKUP_EXPIRES_AT", BackupID: "BACKUP_ID", Region: "BACKUP_REGION", InnerBackupPath: "BACKUP_INNER_URL"},
-			Labels:      map[string]string{"team": "payments"},
-			Annotations: map[string]string{"reloader.stakater.com/match": "true"},
+			Labels:      map[string]uredisv1alpha1.LabelValue{"team": "payments"},
+			Annotations: map[string]uredisv1alpha1.AnnotationValue{"reloader.stakater.com/match": "true"},
 		}
 	}))
 	export := f.eventuallyReady("shaped")

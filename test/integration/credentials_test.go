@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -38,7 +39,9 @@ func TestBrokenCredentialsEachHaveTheirOwnReason(t *testing.T) {
 		"unknown-public":  {"publicKey": "nobody", "privateKey": privateKey},
 		"wrong-token":     {"publicKey": tokenPublicKey, "privateKey": tokenPrivateKey, "securityToken": "expired-token"},
 		"token":           {"publicKey": tokenPublicKey, "privateKey": tokenPrivateKey, "securityToken": securityToken},
-		"renamed-keys-ok": {"AK": publicKey, "SK": privateKey},
+		"renamed-keys-ok": {"UCLOUD_PUBLIC_KEY": publicKey, "UCLOUD_PRIVATE_KEY": privateKey},
+		"not-a-key":       {"publicKey": publicKey, "privateKey": "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----"},
+		"long-token":      {"publicKey": tokenPublicKey, "privateKey": tokenPrivateKey, "securityToken": strings.Repeat("t", 5000)},
 	}
 	for name, data := range secrets {
 		f.g.Expect(f.c.Create(f.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns}, StringData: data})).To(Succeed())
@@ -48,7 +51,9 @@ func TestBrokenCredentialsEachHaveTheirOwnReason(t *testing.T) {
 		ref                           func(*uredisv1alpha1.CredentialsReference)
 	}{
 		{name: "no-secret", secret: "does-not-exist", reason: uredisv1alpha1.ReasonCredentialsNotFound, message: `credentials Secret "does-not-exist" not found`},
-		{name: "missing-key", secret: "missing-key", reason: uredisv1alpha1.ReasonCredentialsKeyMissing, message: `has no key "privateKey" (it has the keys "privatekey", "publicKey")`},
+		{name: "missing-key", secret: "missing-key", reason: uredisv1alpha1.ReasonCredentialsKeyMissing, message: `has no key "privateKey"`},
+		{name: "not-a-key", secret: "not-a-key", reason: uredisv1alpha1.ReasonCredentialsInvalid, message: `the value of "privateKey" does not look like a credential`},
+		{name: "long-token", secret: "long-token", reason: uredisv1alpha1.ReasonCredentialsInvalid, message: `the value of "securityToken" does not look like a credential`},
 		{name: "empty-value", secret: "empty-value", reason: uredisv1alpha1.ReasonCredentialsValueEmpty, message: `has an empty value for "privateKey"`},
 		{name: "wrong-private", secret: "wrong-private", reason: uredisv1alpha1.ReasonCredentialsRejected, message: `RetCode 171`},
 		{name: "unknown-public", secret: "unknown-public", reason: uredisv1alpha1.ReasonCredentialsRejected, message: `RetCode 172`},
@@ -70,7 +75,7 @@ func TestBrokenCredentialsEachHaveTheirOwnReason(t *testing.T) {
 		e.Spec.CredentialsRef.Name, e.Spec.Target.Name = "token", "rbe-token"
 	}))
 	f.create(f.newExport("renamed-keys-ok", func(e *uredisv1alpha1.RedisBackupExport) {
-		e.Spec.CredentialsRef = &uredisv1alpha1.CredentialsReference{Name: "renamed-keys-ok", PublicKeyKey: "AK", PrivateKeyKey: "SK"}
+		e.Spec.CredentialsRef = &uredisv1alpha1.CredentialsReference{Name: "renamed-keys-ok", PublicKeyKey: "UCLOUD_PUBLIC_KEY", PrivateKeyKey: "UCLOUD_PRIVATE_KEY"}
 		e.Spec.Target.Name = "rbe-renamed-keys-ok"
 	}))
 
@@ -79,6 +84,13 @@ func TestBrokenCredentialsEachHaveTheirOwnReason(t *testing.T) {
 		f.g.Expect(cond.Message).To(ContainSubstring(tt.message), tt.name)
 		f.g.Expect(findCondition(f.get(tt.name), uredisv1alpha1.ConditionStalled)).NotTo(BeNil(), tt.name)
 	}
+	// Neither conditions nor Events name the keys a Secret has (the view
+	// role reads both), nor show a value that was not sent.
+	for _, tt := range tests {
+		f.g.Expect(f.ready(tt.name).Message).NotTo(Or(ContainSubstring(`"privatekey"`), ContainSubstring("BEGIN PRIVATE KEY"), ContainSubstring("ttttt")), tt.name)
+	}
+	f.g.Eventually(func() []string { return f.eventNotes() }).Should(ContainElement(ContainSubstring(`has no key "privateKey"`)))
+	f.g.Expect(f.eventNotes()).NotTo(ContainElement(Or(ContainSubstring(`"privatekey"`), ContainSubstring("BEGIN PRIVATE KEY"))))
 	f.eventuallyReady("token")
 	f.eventuallyReady("renamed-keys-ok")
 	// The token was sent (and signed) only for the account that uses one.

@@ -134,7 +134,7 @@ func TestTransientFaultsConvergeWithoutExpiredLinks(t *testing.T) {
 }
 
 func TestPermanentErrorKeepsTheValidSecretAndWaitsForTheUser(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, withOperatorOptions(func(o *operator.Options) { o.Policy.ForcedRefreshMinInterval = 0 }))
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	f.create(f.newExport("perm"))
 	f.eventuallyReady("perm")
@@ -236,21 +236,46 @@ func TestResourcesShareCallsOnlyWithinOneAccount(t *testing.T) {
 	f.g.Expect(publicKeys).To(HaveLen(2))
 }
 
-func TestForceRefreshAnnotationFiresOncePerValue(t *testing.T) {
-	f := newFixture(t)
+// TestForceRefreshAnnotationIsRationed: each new value of the annotation
+// is acknowledged once; it refreshes only if the last attempt is at least
+// --forced-refresh-min-interval old, and a tight loop of new values costs
+// at most one call per interval.
+func TestForceRefreshAnnotationIsRationed(t *testing.T) {
+	const interval = 4 * time.Second
+	f := newFixture(t, withOperatorOptions(func(o *operator.Options) { o.Policy.ForcedRefreshMinInterval = interval }))
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	f.create(f.newExport("force"))
 	f.eventuallyReady("force")
 	f.g.Expect(f.sim.CallCount("")).To(Equal(1))
 
-	for i, value := range []string{"2026-11-27T10:00:00Z", "2026-11-27T11:00:00Z"} {
+	// Right after the first link: acknowledged, declined, said so.
+	f.annotate("force", uredisv1alpha1.AnnotationRefreshRequestedAt, "too-soon")
+	f.g.Eventually(func() string { return f.get("force").Status.LastHandledRefreshRequest }).WithTimeout(10 * time.Second).Should(Equal("too-soon"))
+	f.g.Eventually(f.eventSummaries).Should(ContainElement(ContainSubstring("RefreshRequestDeclined")))
+	f.g.Expect(f.sim.CallCount("")).To(Equal(1), "declined, not executed")
+
+	// Once the interval has passed: one call per new value.
+	time.Sleep(interval)
+	for i, value := range []string{"2026-11-27T10:00:00Z"} {
 		f.annotate("force", uredisv1alpha1.AnnotationRefreshRequestedAt, value)
 		f.g.Eventually(func() string { return f.get("force").Status.LastHandledRefreshRequest }).WithTimeout(10 * time.Second).Should(Equal(value))
-		f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3*time.Second).Should(Equal(2+i), "exactly one extra call per new value")
+		f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(time.Second).Should(Equal(2+i), "exactly one extra call per new value")
 	}
 	// Other annotation changes do not refresh.
 	f.annotate("force", "unrelated", "x")
-	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3 * time.Second).Should(Equal(3))
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(2 * time.Second).Should(Equal(2))
+
+	// A new value every 100 ms for two intervals: at most one call per
+	// interval, and the last value is acknowledged.
+	start := time.Now()
+	var last string
+	for i := 0; time.Since(start) < 2*interval; i++ {
+		last = fmt.Sprintf("loop-%d", i)
+		f.annotate("force", uredisv1alpha1.AnnotationRefreshRequestedAt, last)
+		time.Sleep(100 * time.Millisecond)
+	}
+	f.g.Eventually(func() string { return f.get("force").Status.LastHandledRefreshRequest }).WithTimeout(10 * time.Second).Should(Equal(last))
+	f.g.Expect(f.sim.CallCount("")).To(BeNumerically("<=", 2+3), "a tight loop of requests makes at most one call per interval")
 }
 
 func (f *fixture) annotate(name, key, value string) {

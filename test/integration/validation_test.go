@@ -60,6 +60,15 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		{name: "target name invalid", spec: specWith("target", map[string]any{"name": "UPPER"}), message: `spec.target.name in body should match`},
 		{name: "target is the credentials Secret", spec: specWith("target", map[string]any{"name": "cloud-credentials"}), message: `the target Secret must not be the credentials Secret`},
 		{name: "default target is the credentials Secret", spec: validSpec(), objName: "cloud-credentials", message: `the target Secret must not be the credentials Secret`},
+		{name: "public key taken from a token key", spec: specWith("credentialsRef", map[string]any{"name": "c", "publicKeyKey": "token"}), message: `spec.credentialsRef.publicKeyKey in body should match`},
+		{name: "private key taken from a TLS key", spec: specWith("credentialsRef", map[string]any{"name": "c", "privateKeyKey": "tls.key"}), message: `spec.credentialsRef.privateKeyKey in body should match`},
+		{name: "security token taken from a service account token", spec: specWith("credentialsRef", map[string]any{"name": "c", "securityTokenKey": "token"}), message: `spec.credentialsRef.securityTokenKey in body should match`},
+		{name: "label key with a space", spec: specWith("target", map[string]any{"labels": map[string]any{"team name": "a"}}), message: `every label key must be a valid Kubernetes label key`},
+		{name: "label key too long", spec: specWith("target", map[string]any{"labels": map[string]any{strings.Repeat("k", 64): "a"}}), message: `every label key must be a valid Kubernetes label key`},
+		{name: "label value too long", spec: specWith("target", map[string]any{"labels": map[string]any{"team": strings.Repeat("v", 64)}}), message: `spec.target.labels.team: Too long: may not be more than 63 bytes`},
+		{name: "label value with a slash", spec: specWith("target", map[string]any{"labels": map[string]any{"team": "a/b"}}), message: `spec.target.labels.team in body should match`},
+		{name: "annotation key invalid", spec: specWith("target", map[string]any{"annotations": map[string]any{"-bad": "x"}}), message: `every annotation key must be a valid Kubernetes annotation key`},
+		{name: "annotation value too long", spec: specWith("target", map[string]any{"annotations": map[string]any{"note": strings.Repeat("v", 4097)}}), message: `spec.target.annotations.note: Too long: may not be more than 4096 bytes`},
 		{name: "regionFlag not a boolean", spec: specWith("regionFlag", "yes"), message: `spec.regionFlag: Invalid value: "string": spec.regionFlag in body must be of type boolean`},
 	}
 	for i, tt := range tests {
@@ -83,11 +92,12 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 	for i, spec := range []map[string]any{
 		specWith("slaveZone", "cn-bj2-05", "regionFlag", true),
 		withKey(latestSpec(map[string]any{"groupId": "g1", "backupType": "Auto"}), "groupId", "g1"),
+		specWith("credentialsRef", map[string]any{"name": "c", "publicKeyKey": "UCLOUD_PUBLIC_KEY", "privateKeyKey": "ucloud.private-key", "securityTokenKey": "SecurityToken"}),
 		specWith("refreshBefore", "1h30m", "target", map[string]any{
 			"creationPolicy": "Orphan",
 			"keys":           map[string]any{"backupPath": "BACKUP_URL", "region": "backupPath"},
-			"labels":         map[string]any{"team": "a"},
-			"annotations":    map[string]any{"reloader.stakater.com/match": "true"},
+			"labels":         map[string]any{"team": "a", "example.com/tier": "", "x": strings.Repeat("v", 63)},
+			"annotations":    map[string]any{"reloader.stakater.com/match": "true", "Example.com/Note": strings.Repeat("n", 4096)},
 		}),
 	} {
 		valid := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
