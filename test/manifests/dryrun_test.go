@@ -31,9 +31,16 @@ func TestServerSideDryRun(t *testing.T) {
 		built[dir] = build(t, dir)
 	}
 	// A dry-run Namespace is not persisted, and the objects meant to go
-	// into it would be rejected without it: create those for real.
+	// into it would be rejected without it: create those for real. So are
+	// the namespaces a kustomization expects to exist without creating them
+	// (config/namespaced binds roles in the namespaces the operator watches).
 	for _, dir := range dirs {
 		ensureNamespaces(t, built[dir])
+		for _, o := range built[dir] {
+			if ns := o.GetNamespace(); ns != "" {
+				createNamespace(t, ns, nil)
+			}
+		}
 	}
 	createNamespace(t, currentNamespace, nil)
 
