@@ -75,40 +75,11 @@ func TestSharedResolverReusesRecentAnswersWithinMaxAge(t *testing.T) {
 	}
 }
 
-func TestThrottlePausesEveryoneAfterAThrottledAnswer(t *testing.T) {
-	th := NewThrottle(0, 1)
-	th.minPenalty, th.penalty = 100*time.Millisecond, 100*time.Millisecond
-
-	th.Observe(&APIError{RetCode: RetCodeThrottled})
-	start := time.Now()
-	if err := th.Wait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if waited := time.Since(start); waited < 80*time.Millisecond {
-		t.Fatalf("waited %v after a throttled answer, want about 100ms", waited)
-	}
-	th.Observe(&HTTPStatusError{StatusCode: http.StatusTooManyRequests})
-	if th.penalty != 400*time.Millisecond {
-		t.Fatalf("consecutive throttling must double the pause, got %v", th.penalty)
-	}
-	th.Observe(nil)
-	if th.penalty != th.minPenalty {
-		t.Fatalf("a success must reset the pause, got %v", th.penalty)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	th.Observe(&APIError{RetCode: RetCodeThrottled})
-	cancel()
-	if err := th.Wait(ctx); err == nil {
-		t.Fatal("Wait must give up when the context ends")
-	}
-}
-
 func TestThrottleRateLimits(t *testing.T) {
 	th := NewThrottle(20, 2)
 	start := time.Now()
 	for range 6 {
-		if err := th.Wait(context.Background()); err != nil {
+		if err := th.Wait(context.Background(), "key"); err != nil {
 			t.Fatal(err)
 		}
 	}
