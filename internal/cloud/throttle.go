@@ -19,6 +19,9 @@ import (
 //     keys are not paused: one tenant's throttled account does not stall the
 //     others.
 //
+// Wait blocks its caller for the whole pause: a caller that holds something
+// shared while it waits (a reconcile worker) holds it that long.
+//
 // The pause state of a key is dropped once its pause is over and its penalty
 // has reset, or once its pause has been over for maxPenalty without the key
 // being throttled again (a key that is not used any more). So the table only

@@ -201,8 +201,12 @@ func TestThrottledAccountDoesNotPauseOtherAccounts(t *testing.T) {
 	const throttledKey, otherKey = publicKey, "second-public-key"
 	// A burst of 1 spaces every call 50ms apart, so the throttled answer is
 	// back before the next call: all of the throttled account's other calls
-	// meet its pause. Its 4 resources hold at most 4 of the 8 workers while
-	// they wait (a worker waits out its call's pause).
+	// meet its pause. A worker waits out its call's pause, so the throttled
+	// account's 4 resources hold at most 4 of the 8 workers. With as many
+	// waiting resources as workers, the other account would wait for a
+	// worker instead (measured: no call at all during the pause with 8
+	// throttled resources and 4 workers): the pause itself is per key, the
+	// worker pool is not.
 	const throttledN, otherN, qps = 4, 40, 20
 	f := newFixture(t, withBackups("throttled", throttledN), withBackups("other", otherN),
 		withSimulator(func(c *simulator.Config) {
