@@ -68,7 +68,8 @@ type Options struct {
 	DefaultLinkLifetime time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// Throttle paces all calls; unlimited when nil.
+	// Throttle paces all calls (one budget for all, a pause per public key
+	// after a throttled answer); unlimited when nil.
 	Throttle *Throttle
 	// Observer is told about every request; none when nil.
 	Observer RequestObserver
@@ -160,12 +161,12 @@ func (r *retCode) UnmarshalJSON(data []byte) error {
 
 // call waits for its turn, makes one request and reports how it went.
 func (c *Client) call(ctx context.Context, creds Credentials, action string, params map[string]string, out response) error {
-	if err := c.throttle.Wait(ctx); err != nil {
+	if err := c.throttle.Wait(ctx, creds.PublicKey); err != nil {
 		return &TransportError{Action: action, Err: err}
 	}
 	start := time.Now()
 	err := c.roundTrip(ctx, creds, action, params, out)
-	c.throttle.Observe(err)
+	c.throttle.Observe(creds.PublicKey, err)
 	if c.observer != nil {
 		c.observer.ObserveRequest(action, Outcome(err), time.Since(start))
 	}

@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -75,40 +76,11 @@ func TestSharedResolverReusesRecentAnswersWithinMaxAge(t *testing.T) {
 	}
 }
 
-func TestThrottlePausesEveryoneAfterAThrottledAnswer(t *testing.T) {
-	th := NewThrottle(0, 1)
-	th.minPenalty, th.penalty = 100*time.Millisecond, 100*time.Millisecond
-
-	th.Observe(&APIError{RetCode: RetCodeThrottled})
-	start := time.Now()
-	if err := th.Wait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if waited := time.Since(start); waited < 80*time.Millisecond {
-		t.Fatalf("waited %v after a throttled answer, want about 100ms", waited)
-	}
-	th.Observe(&HTTPStatusError{StatusCode: http.StatusTooManyRequests})
-	if th.penalty != 400*time.Millisecond {
-		t.Fatalf("consecutive throttling must double the pause, got %v", th.penalty)
-	}
-	th.Observe(nil)
-	if th.penalty != th.minPenalty {
-		t.Fatalf("a success must reset the pause, got %v", th.penalty)
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	th.Observe(&APIError{RetCode: RetCodeThrottled})
-	cancel()
-	if err := th.Wait(ctx); err == nil {
-		t.Fatal("Wait must give up when the context ends")
-	}
-}
-
 func TestThrottleRateLimits(t *testing.T) {
 	th := NewThrottle(20, 2)
 	start := time.Now()
 	for range 6 {
-		if err := th.Wait(context.Background()); err != nil {
+		if err := th.Wait(context.Background(), "key"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,18 +91,50 @@ func TestThrottleRateLimits(t *testing.T) {
 }
 
 func TestOutcome(t *testing.T) {
-	tests := map[string]error{
-		"success":          nil,
-		"retcode_171":      &APIError{RetCode: 171},
-		"http_429":         &HTTPStatusError{StatusCode: 429},
-		"http_5xx":         &HTTPStatusError{StatusCode: 503},
-		"http_4xx":         &HTTPStatusError{StatusCode: 403},
-		"invalid_response": &ResponseError{},
-		"transport_error":  &TransportError{Err: context.DeadlineExceeded},
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{nil, "success"},
+		{&APIError{RetCode: 171}, "retcode_171"},
+		{&APIError{RetCode: 153}, "retcode_153"},
+		{&APIError{RetCode: 20004}, "retcode_20004"},
+		{&APIError{RetCode: 987654}, "retcode_other"},
+		{&HTTPStatusError{StatusCode: 429}, "http_429"},
+		{&HTTPStatusError{StatusCode: 503}, "http_5xx"},
+		{&HTTPStatusError{StatusCode: 999}, "http_5xx"},
+		{&HTTPStatusError{StatusCode: 403}, "http_4xx"},
+		{&ResponseError{}, "invalid_response"},
+		{&TransportError{Err: context.DeadlineExceeded}, "transport_error"},
 	}
-	for want, err := range tests {
-		if got := Outcome(err); got != want {
-			t.Errorf("Outcome(%v) = %s, want %s", err, got, want)
+	for _, tt := range tests {
+		if got := Outcome(tt.err); got != tt.want {
+			t.Errorf("Outcome(%v) = %s, want %s", tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestOutcomeNamesOnlyKnownRetCodes(t *testing.T) {
+	seen := map[string]bool{}
+	for code := -1000; code <= 100_000; code++ {
+		outcome := Outcome(&APIError{RetCode: code})
+		seen[outcome] = true
+		if want := fmt.Sprintf("retcode_%d", code); KnownRetCode(code) != (outcome == want) {
+			t.Fatalf("Outcome(RetCode %d) = %s", code, outcome)
+		}
+	}
+	for _, code := range []int{1 << 40, -(1 << 40), 20001, 20208, 999} {
+		if outcome := Outcome(&APIError{RetCode: code}); outcome != "retcode_other" {
+			t.Errorf("Outcome(RetCode %d) = %s, want retcode_other", code, outcome)
+		}
+	}
+	// The label takes at most the known codes plus retcode_other.
+	if len(seen) != len(knownRetCodes)+1 || !seen["retcode_other"] {
+		t.Fatalf("%d label values for 101,001 RetCodes, want %d", len(seen), len(knownRetCodes)+1)
+	}
+	for _, code := range []int{110, 130, 150, 153, 160, 161, 170, 171, 172, 174, 292, 293, 294, 295, 299, 20003, 20004, 20202, 20206} {
+		if !KnownRetCode(code) {
+			t.Errorf("RetCode %d of cloud-api-facts.md is not known", code)
 		}
 	}
 }

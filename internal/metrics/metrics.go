@@ -25,7 +25,7 @@ var (
 	apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace,
 		Name:      "api_requests_total",
-		Help:      "Cloud API requests by action and outcome (success, retcode_<n>, http_4xx, http_429, http_5xx, transport_error, invalid_response).",
+		Help:      "Cloud API requests by action and outcome (success, retcode_<n> for a RetCode the operator knows, retcode_other for any other, http_4xx, http_429, http_5xx, transport_error, invalid_response).",
 	}, []string{"action", "outcome"})
 
 	apiDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -41,7 +41,10 @@ func init() {
 }
 
 // APIObserver records cloud API requests; it implements
-// cloud.RequestObserver.
+// cloud.RequestObserver. Its labels come from the client (cloud.Outcome), whose
+// vocabulary is closed: whatever RetCode the provider sends, the outcome
+// label takes one of a fixed set of values (unknown RetCodes are
+// "retcode_other").
 type APIObserver struct{}
 
 // ObserveRequest counts one request.

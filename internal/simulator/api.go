@@ -51,7 +51,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		PublicKey: params["PublicKey"],
 		Params:    redactedParams(params),
 	}
-	fault, latency := s.takeFault()
+	fault, latency := s.takeFault(params["PublicKey"])
 	call.Fault = string(fault.Kind)
 	if !s.wait(r.Context(), latency) {
 		call.RetCode = retNoAnswer

@@ -44,6 +44,10 @@ type Fault struct {
 	HTTPStatus int // e.g. 500, 502, 503, 429
 	RetCode    int
 	Message    string
+	// PublicKey, if set, makes the fault apply only to calls that name this
+	// PublicKey (e.g. to throttle one account while others go on); calls
+	// from other accounts pass it by and leave it in place.
+	PublicKey string
 }
 
 // faultState is guarded by Server.mu.
@@ -56,15 +60,17 @@ type faultState struct {
 }
 
 // QueueFaults appends faults applied to the next API calls (not downloads),
-// one per call, in order, whatever the call is.
+// one per call, in order, whatever the call is (a fault with a PublicKey
+// waits for the next call from that account).
 func (s *Server) QueueFaults(f ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults.queue = append(s.faults.queue, f...)
 }
 
-// SetFaultRate makes each API call, once the queue is empty, suffer with
-// probability rate one of f chosen at random (from Config.Seed).
+// SetFaultRate makes each API call, once the queue has no fault for it,
+// suffer with probability rate one of f chosen at random (from Config.Seed);
+// a chosen fault with another account's PublicKey does nothing.
 func (s *Server) SetFaultRate(rate float64, f ...Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,12 +95,12 @@ func (s *Server) ClearFaults() {
 	s.faults.latency = 0
 }
 
-// takeFault picks the fault for one API call (Kind "" for none) and the
-// total latency to add before answering.
-func (s *Server) takeFault() (Fault, time.Duration) {
+// takeFault picks the fault for one API call naming publicKey (Kind "" for
+// none) and the total latency to add before answering.
+func (s *Server) takeFault(publicKey string) (Fault, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fault := s.faults.next()
+	fault := s.faults.next(publicKey)
 	latency := s.faults.latency
 	if fault.Kind == FaultLatency {
 		latency += fault.Latency
@@ -102,16 +108,23 @@ func (s *Server) takeFault() (Fault, time.Duration) {
 	return fault, latency
 }
 
-func (f *faultState) next() Fault {
-	if len(f.queue) > 0 {
-		fault := f.queue[0]
-		f.queue = f.queue[1:]
-		return fault
+func (f *faultState) next(publicKey string) Fault {
+	for i, fault := range f.queue {
+		if fault.appliesTo(publicKey) {
+			f.queue = append(f.queue[:i:i], f.queue[i+1:]...)
+			return fault
+		}
 	}
 	if f.rate > 0 && len(f.rateFaults) > 0 && f.rng.Float64() < f.rate {
-		return f.rateFaults[f.rng.Intn(len(f.rateFaults))]
+		if fault := f.rateFaults[f.rng.Intn(len(f.rateFaults))]; fault.appliesTo(publicKey) {
+			return fault
+		}
 	}
 	return Fault{}
+}
+
+func (f Fault) appliesTo(publicKey string) bool {
+	return f.PublicKey == "" || f.PublicKey == publicKey
 }
 
 func isLinkFault(kind FaultKind) bool {

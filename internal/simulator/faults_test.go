@@ -168,6 +168,22 @@ func TestQueueFaultsInOrder(t *testing.T) {
 	wantRetCode(t, callAPI(t, s, testAccount, backupURLParams()), 0)
 }
 
+func TestFaultForOneAccount(t *testing.T) {
+	s, _ := startServer(t, Config{})
+	s.QueueFaults(Fault{Kind: FaultRetCode, RetCode: 153, PublicKey: otherAccount.PublicKey}, Fault{Kind: FaultRetCode, RetCode: 150})
+	// testAccount passes the other account's fault by and takes the next.
+	wantRetCode(t, callAPI(t, s, testAccount, backupURLParams()), 150)
+	wantRetCode(t, callAPI(t, s, testAccount, backupURLParams()), 0)
+	wantRetCode(t, callAPI(t, s, otherAccount, backupURLParams()), 153)
+	wantRetCode(t, callAPI(t, s, otherAccount, backupURLParams()), 0)
+
+	s.SetFaultRate(1, Fault{Kind: FaultRetCode, RetCode: 153, PublicKey: otherAccount.PublicKey})
+	for range 5 {
+		wantRetCode(t, callAPI(t, s, testAccount, backupURLParams()), 0)
+		wantRetCode(t, callAPI(t, s, otherAccount, backupURLParams()), 153)
+	}
+}
+
 func faultPattern(t *testing.T, seed int64) []string {
 	t.Helper()
 	s, _ := startServer(t, Config{Seed: seed})

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	mathrand "math/rand"
@@ -68,6 +69,10 @@ type Config struct {
 	// Logf, if set, receives one line per call. Lines never hold keys,
 	// signatures, tokens or links.
 	Logf func(format string, args ...any)
+	// TLS makes Start serve the API and the download links over HTTPS, with
+	// a certificate for 127.0.0.1 signed by a CA made for this server alone
+	// (CACertPEM, Client); links then start with https://.
+	TLS bool
 }
 
 const defaultLinkLifetime = time.Hour
@@ -87,6 +92,7 @@ type Server struct {
 
 	httpServer *http.Server // nil unless started by Start
 	baseURL    string       // "" unless started by Start
+	tls        *serverTLS   // nil unless started by Start with Config.TLS
 
 	mu           sync.Mutex
 	backups      []Backup // insertion order, which listings keep
@@ -155,14 +161,28 @@ func (s *Server) routes() http.Handler {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Start is New plus listening on a free loopback port (never on other
-// interfaces: the simulator has no business being reachable from outside).
+// interfaces: the simulator has no business being reachable from outside),
+// over HTTPS with Config.TLS.
 func Start(cfg Config) (*Server, error) {
 	s := New(cfg)
+	scheme := "http"
+	if cfg.TLS {
+		serverTLS, err := newServerTLS()
+		if err != nil {
+			return nil, fmt.Errorf("simulator: TLS certificate: %w", err)
+		}
+		s.tls, scheme = serverTLS, "https"
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("simulator: listen on loopback: %w", err)
 	}
-	s.baseURL = "http://" + ln.Addr().String() + "/"
+	s.baseURL = scheme + "://" + ln.Addr().String() + "/"
+	if s.tls != nil {
+		// HTTP/1.1 only (no ALPN), like the plain listener, so that a
+		// dropped connection is still a hijacked and closed one.
+		ln = tls.NewListener(ln, s.tls.config)
+	}
 	s.httpServer = &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second}
 	go func() {
 		if err := s.httpServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -173,7 +193,8 @@ func Start(cfg Config) (*Server, error) {
 }
 
 // URL returns the API endpoint with a trailing slash, e.g.
-// "http://127.0.0.1:41234/", or "" for a server made by New.
+// "http://127.0.0.1:41234/" ("https://" with Config.TLS), or "" for a
+// server made by New.
 func (s *Server) URL() string { return s.baseURL }
 
 // Close stops listening, drops open connections and ends injected waits.

@@ -169,7 +169,7 @@ func TestPermanentErrorKeepsTheValidSecretAndWaitsForTheUser(t *testing.T) {
 	f.g.Expect(findCondition(f.get("perm"), uredisv1alpha1.ConditionStalled)).To(BeNil())
 }
 
-func TestSharedRateLimitAndThrottlingSlowEveryone(t *testing.T) {
+func TestSharedRateLimitSlowsEveryoneAndThrottlingPausesTheAccount(t *testing.T) {
 	const n, qps, burst = 200, 20, 5
 	f := newFixture(t, withBackups("rate", n), withOperatorOptions(func(o *operator.Options) {
 		o.APIQPS, o.APIBurst, o.MaxConcurrentReconciles = qps, burst, 16
@@ -184,13 +184,90 @@ func TestSharedRateLimitAndThrottlingSlowEveryone(t *testing.T) {
 	sort.Slice(calls, func(i, j int) bool { return calls[i].Time.Before(calls[j].Time) })
 	f.g.Expect(calls[0].RetCode).To(Equal(153))
 	// Calls already sent when the throttled answer came back still arrive;
-	// after them, no worker calls for about a second. Without the pause the
-	// token bucket alone would space calls 50ms apart.
+	// after them, no worker calls for about a second: all 200 resources use
+	// the throttled credentials. Without the pause the token bucket alone
+	// would space calls 50ms apart.
 	f.g.Expect(longestGap(calls, calls[0].Time.Add(3*time.Second))).To(BeNumerically(">=", 800*time.Millisecond),
-		"a throttled answer must pause every worker, not just the one that got it")
+		"a throttled answer must pause every worker calling with those credentials, not just the one that got it")
 	// The shared token bucket holds across all 16 workers and 200 resources.
 	f.g.Expect(maxInAnySecond(calls)).To(BeNumerically("<=", qps+burst+1))
 	f.g.Expect(len(calls)).To(Equal(n + 1))
+}
+
+// A throttled answer pauses only the credentials it was given for: while
+// one account waits out its pause, another account's calls go on at the
+// shared rate.
+func TestThrottledAccountDoesNotPauseOtherAccounts(t *testing.T) {
+	const throttledKey, otherKey = publicKey, "second-public-key"
+	// A burst of 1 spaces every call 50ms apart, so the throttled answer is
+	// back before the next call: all of the throttled account's other calls
+	// meet its pause. A worker waits out its call's pause, so the throttled
+	// account's 4 resources hold at most 4 of the 8 workers. With as many
+	// waiting resources as workers, the other account would wait for a
+	// worker instead (measured: no call at all during the pause with 8
+	// throttled resources and 4 workers): the pause itself is per key, the
+	// worker pool is not.
+	const throttledN, otherN, qps = 4, 40, 20
+	f := newFixture(t, withBackups("throttled", throttledN), withBackups("other", otherN),
+		withSimulator(func(c *simulator.Config) {
+			c.Accounts = append(c.Accounts, simulator.Account{PublicKey: otherKey, PrivateKey: "second-private-key"})
+		}),
+		withOperatorOptions(func(o *operator.Options) { o.APIQPS, o.APIBurst, o.MaxConcurrentReconciles = qps, 1, 8 }))
+	// The throttled account's first call is told to slow down.
+	f.sim.QueueFaults(simulator.Fault{Kind: simulator.FaultRetCode, RetCode: 153, PublicKey: throttledKey})
+
+	// All resources wait for their credentials, so that both accounts'
+	// calls start together when the Secrets appear.
+	throttled := f.createMany("throttled", throttledN, func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.CredentialsRef.Name = "throttled-credentials" })
+	other := f.createMany("other", otherN, func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.CredentialsRef.Name = "other-credentials" })
+	f.g.Eventually(func() []string {
+		var waiting []string
+		for _, name := range append(slices.Clone(throttled), other...) {
+			if c := f.ready(name); c == nil || c.Reason != uredisv1alpha1.ReasonCredentialsNotFound {
+				waiting = append(waiting, name)
+			}
+		}
+		return waiting
+	}).WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).Should(BeEmpty())
+	f.g.Expect(f.sim.CallCount("")).To(BeZero())
+	f.createCredentials("throttled-credentials", throttledKey, privateKey)
+	f.createCredentials("other-credentials", otherKey, "second-private-key")
+	f.waitAllReady(append(slices.Clone(throttled), other...), 90*time.Second)
+
+	calls := f.sim.Calls()
+	sort.Slice(calls, func(i, j int) bool { return calls[i].Time.Before(calls[j].Time) })
+	byKey := map[string][]simulator.Call{}
+	for _, c := range calls {
+		byKey[c.PublicKey] = append(byKey[c.PublicKey], c)
+	}
+	first := byKey[throttledKey][0]
+	f.g.Expect(first.RetCode).To(Equal(153), "the throttled account's first call")
+	pauseEnds := first.Time.Add(800 * time.Millisecond)
+
+	// The throttled account is paused: once the answer is back (well within
+	// 200ms on loopback), none of its calls until the pause ends.
+	f.g.Expect(byKey[throttledKey]).To(HaveLen(throttledN+1), "one call per resource, plus the throttled one")
+	for _, c := range byKey[throttledKey][1:] {
+		f.g.Expect(c.Time.After(first.Time.Add(200*time.Millisecond)) && c.Time.Before(pauseEnds)).To(BeFalse(),
+			"the throttled account called %s after its throttled answer, within its pause", c.Time.Sub(first.Time))
+	}
+
+	// The other account is not: during that pause its calls go on at the
+	// shared rate (20 a second, so about 16 calls in 800ms).
+	var during []simulator.Call
+	for _, c := range byKey[otherKey] {
+		if c.Time.After(first.Time) && c.Time.Before(pauseEnds) {
+			during = append(during, c)
+		}
+	}
+	t.Logf("%d calls of the other account during the throttled account's pause", len(during))
+	f.g.Expect(len(during)).To(BeNumerically(">=", 5), "the other account's calls must go on during the pause")
+	f.g.Expect(longestGap(byKey[otherKey], pauseEnds)).To(BeNumerically("<", 500*time.Millisecond),
+		"a throttled answer for one account must not pause calls for another")
+	f.g.Expect(byKey[otherKey]).To(HaveLen(otherN))
+	for _, c := range byKey[otherKey] {
+		f.g.Expect(c.RetCode).To(BeZero())
+	}
 }
 
 // longestGap is the longest pause between consecutive calls before until.

@@ -3,7 +3,9 @@
 #
 #   restore.sh [all|download|restore]          (default: all)
 #
-#   download  fetch BACKUP_URL into BACKUP_FILE (after checking EXPIRES_AT)
+#   download  fetch BACKUP_URL into BACKUP_FILE with curl (after checking
+#             EXPIRES_AT): HTTPS only, redirects included, at most
+#             MAX_DOWNLOAD_BYTES
 #   restore   check BACKUP_FILE with redis-check-rdb, start a temporary
 #             redis-server on it (loopback only, nothing saved) and copy
 #             every key of every database to the target with
@@ -14,8 +16,17 @@
 #   BACKUP_FILE      path of the RDB file (default: $TMPDIR/backup.rdb)
 #   BACKUP_URL       download link, read only when BACKUP_FILE does not exist.
 #                    It is a bearer credential: this script never prints it.
+#                    Only an https:// link without control characters is used;
+#                    a redirect to anything but https:// is refused.
 #   EXPIRES_AT       optional, RFC 3339 UTC (the operator's `expiresAt`):
 #                    refuse to download a link that has expired
+#   MAX_DOWNLOAD_BYTES  largest backup downloaded, in bytes (default
+#                    4294967296, 4 GiB, the sample Job's emptyDir); a larger
+#                    one fails the download and nothing is kept. curl older
+#                    than 8.4 enforces it only when the server announces the
+#                    size; the size is checked again after the download.
+#   CURL_CA_BUNDLE   optional, curl's own: a PEM file of the CAs to trust
+#                    instead of the system's (for a private storage endpoint)
 #   TARGET_HOST      target Redis host (required for restore)
 #   TARGET_PORT      target Redis port (default 6379)
 #   TARGET_USERNAME  optional ACL user (Redis 6+); needs TARGET_PASSWORD
@@ -27,7 +38,7 @@
 #
 # Needs: redis-server, redis-cli and redis-check-rdb for restore (the
 # redis-server must be at least as new as the Redis that wrote the backup),
-# curl or wget for download; plus sh, awk, sed, sort, date, mktemp.
+# curl for download; plus sh, awk, sed, sort, tr, wc, date, mktemp.
 #
 # Written in POSIX sh plus `pipefail`, so that it also runs under busybox sh
 # (`sh restore.sh download` in the curl image, which has no bash). The keys'
@@ -56,13 +67,15 @@ esac
 : "${BATCH_SIZE:=100}"
 : "${MIGRATE_TIMEOUT_MS:=5000}"
 : "${STARTUP_TIMEOUT:=600}"
+: "${MAX_DOWNLOAD_BYTES:=4294967296}"
 
-for n in "$TARGET_PORT" "$TEMP_PORT" "$BATCH_SIZE" "$MIGRATE_TIMEOUT_MS" "$STARTUP_TIMEOUT"; do
+for n in "$TARGET_PORT" "$TEMP_PORT" "$BATCH_SIZE" "$MIGRATE_TIMEOUT_MS" "$STARTUP_TIMEOUT" "$MAX_DOWNLOAD_BYTES"; do
 	case "$n" in
-	'' | *[!0-9]*) die "'$n' is not a number (TARGET_PORT, TEMP_PORT, BATCH_SIZE, MIGRATE_TIMEOUT_MS, STARTUP_TIMEOUT)" ;;
+	'' | *[!0-9]*) die "'$n' is not a number (TARGET_PORT, TEMP_PORT, BATCH_SIZE, MIGRATE_TIMEOUT_MS, STARTUP_TIMEOUT, MAX_DOWNLOAD_BYTES)" ;;
 	esac
 done
 [ "$BATCH_SIZE" -gt 0 ] || die "BATCH_SIZE must be at least 1"
+[ "$MAX_DOWNLOAD_BYTES" -gt 0 ] || die "MAX_DOWNLOAD_BYTES must be at least 1"
 
 work=""
 temp_pid=""
@@ -102,43 +115,60 @@ check_not_expired() {
 	log "link valid until $EXPIRES_AT"
 }
 
+# has_control_characters VALUE: VALUE holds a byte below 0x20 or 0x7f
+# (newline, carriage return, tab, escape, ...). Counted with tr and wc, so
+# that a trailing newline, which $(...) would drop, counts too.
+has_control_characters() {
+	all="$(printf '%s' "$1" | wc -c | tr -d ' ')"
+	kept="$(printf '%s' "$1" | LC_ALL=C tr -d '\000-\037\177' | wc -c | tr -d ' ')"
+	[ "$all" != "$kept" ]
+}
+
 download() {
 	[ -n "${BACKUP_URL:-}" ] || die "BACKUP_FILE $BACKUP_FILE does not exist and BACKUP_URL is not set"
+	# A newline in the link would start a new line of curl's config below,
+	# i.e. any curl option: refuse every control character before anything
+	# else looks at the link.
+	if has_control_characters "$BACKUP_URL"; then
+		die "BACKUP_URL contains control characters (newline, tab, ...): refused"
+	fi
 	case "$BACKUP_URL" in
-	http://* | https://*) ;;
-	*) die "BACKUP_URL is not an http(s) link" ;;
+	https://*) ;;
+	*) die "BACKUP_URL is not an https:// link: refused" ;;
 	esac
 	check_not_expired
+	command -v curl >/dev/null 2>&1 || die "curl is not installed"
 	mkdir -p "$(dirname "$BACKUP_FILE")"
 	part="$BACKUP_FILE.part"
 	rm -f "$part"
-	log "downloading the backup to $BACKUP_FILE"
+	log "downloading the backup to $BACKUP_FILE (at most $MAX_DOWNLOAD_BYTES bytes)"
 	# The link is never printed: errors are reported by exit code and HTTP
-	# status only, never with the tools' own messages (which may quote it).
-	if command -v curl >/dev/null 2>&1; then
-		# The link goes through a config file on stdin, not the command line.
-		escaped="$(printf '%s' "$BACKUP_URL" | sed 's/[\\"]/\\&/g')"
-		rc=0
-		code="$(printf 'url = "%s"\n' "$escaped" |
-			curl --config - --silent --location --retry 3 --connect-timeout 20 \
-				--output "$part" --write-out '%{http_code}' 2>/dev/null)" || rc=$?
-		if [ "$rc" -ne 0 ] || [ "$code" != 200 ]; then
-			rm -f "$part"
-			die "download failed (curl exit code $rc, HTTP status ${code:-none}); a 403 means the link expired or is not valid"
-		fi
-	elif command -v wget >/dev/null 2>&1; then
-		rc=0
-		wget -q -O "$part" -- "$BACKUP_URL" >/dev/null 2>&1 || rc=$?
-		if [ "$rc" -ne 0 ]; then
-			rm -f "$part"
-			die "download failed (wget exit code $rc); an HTTP 403 means the link expired or is not valid"
-		fi
-	else
-		die "neither curl nor wget is installed"
+	# status only, never with curl's own messages (which may quote it). The
+	# link goes through a config file on stdin, not the command line.
+	# --proto and --proto-redir: HTTPS only, for the link and for every
+	# redirect it leads to.
+	escaped="$(printf '%s' "$BACKUP_URL" | sed 's/[\\"]/\\&/g')"
+	rc=0
+	code="$(printf 'url = "%s"\n' "$escaped" |
+		curl --config - --silent --location --proto =https --proto-redir =https \
+			--max-filesize "$MAX_DOWNLOAD_BYTES" --retry 3 --connect-timeout 20 \
+			--output "$part" --write-out '%{http_code}' 2>/dev/null)" || rc=$?
+	if [ "$rc" -ne 0 ] || [ "$code" != 200 ]; then
+		rm -f "$part"
+		case "$rc" in
+		1) die "download refused: the link redirected to a protocol other than https (curl exit code 1)" ;;
+		63) die "download refused: the backup is larger than MAX_DOWNLOAD_BYTES ($MAX_DOWNLOAD_BYTES bytes; curl exit code 63)" ;;
+		esac
+		die "download failed (curl exit code $rc, HTTP status ${code:-none}); a 403 means the link expired or is not valid"
 	fi
-	[ -s "$part" ] || die "the download is empty"
+	size="$(wc -c <"$part" | tr -d ' ')"
+	if [ "$size" -gt "$MAX_DOWNLOAD_BYTES" ]; then
+		rm -f "$part"
+		die "download refused: the backup is larger than MAX_DOWNLOAD_BYTES ($MAX_DOWNLOAD_BYTES bytes)"
+	fi
+	[ "$size" -gt 0 ] || die "the download is empty"
 	mv "$part" "$BACKUP_FILE"
-	log "downloaded $(wc -c <"$BACKUP_FILE" | tr -d ' ') bytes"
+	log "downloaded $size bytes"
 }
 
 # temp_cli ARGS...: redis-cli against the temporary server.
