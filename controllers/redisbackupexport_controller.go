@@ -140,7 +140,8 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		a.backupID, a.link, a.secretVersion, a.err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion})
 		if errors.Is(a.err, errBudgetBusy) {
 			// Other refreshes of this namespace hold its share of the
-			// cloud API's budget: come back without recording anything.
+			// cloud API's budget: come back when one is done (fairShare
+			// wakes it), without recording anything.
 			return ctrl.Result{RequeueAfter: busyRetryDelay(a.jitter)}, nil
 		}
 		if isKubernetesAPIError(a.err) {
@@ -321,7 +322,7 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 	if err := r.tryTargetWrite(ctx, export, secret); err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
-	release, ok := r.share.acquire(export.Namespace)
+	release, ok := r.share.acquire(client.ObjectKeyFromObject(export))
 	if !ok {
 		return chosenBackup{}, cloud.BackupLink{}, errBudgetBusy
 	}

@@ -181,10 +181,14 @@ func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *u
 // since the cache saw it makes the patch fail with a conflict, never
 // receive the link. The data is replaced whole, so keys added by anyone
 // else go. Labels and annotations are added to what others set. Only when
-// the owner reference must change is the Secret read, as the patch must
-// then name every owner reference it keeps.
+// the owner reference must change, or the annotations are gone, is the
+// Secret read, and a merge patch computed from it (pinned to the version
+// read).
 func (r *RedisBackupExportReconciler) secretPatch(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, data map[string][]byte) (*corev1.Secret, client.Patch, error) {
-	if ownerAsWanted(current, export) {
+	// A JSON patch adds annotations one by one: it needs the map to exist,
+	// which the operator's own annotations ensure unless someone removed
+	// them all.
+	if ownerAsWanted(current, export) && len(current.Annotations) > 0 {
 		patch, err := jsonPatch(current.ResourceVersion, export, data)
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: current.Name, Namespace: current.Namespace}}, patch, err
 	}

@@ -77,6 +77,8 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConc
 			handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, secret *metav1.PartialObjectMetadata) []reconcile.Request {
 				return r.exportsReferencingSecret(ctx, secret)
 			}))).
+		// Refreshes that fairShare turned away, when a place frees up.
+		WatchesRawSource(source.Channel(r.share.wake, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: maxConcurrentReconciles}).
 		Complete(r)
 }

@@ -144,6 +144,7 @@ type RedisBackupExportSpec struct {
 	// default. Refreshes are moved earlier at random by up to a tenth of
 	// this window, so that many resources do not refresh in the same second.
 	// +optional
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 32",message="refreshBefore may have at most 32 characters"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="refreshBefore must be a duration of at least 1s, such as 30m or 1h"
 	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
 

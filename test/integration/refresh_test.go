@@ -32,6 +32,16 @@ func (f *fixture) createMany(prefix string, n int, mutate ...func(*uredisv1alpha
 	return names
 }
 
+// sibling is another namespace of the fixture's test, served by the same
+// manager and simulator (the manager must watch it: Options.WatchNamespaces).
+func (f *fixture) sibling(ns string) *fixture {
+	f.t.Helper()
+	f.g.Expect(f.c.Create(f.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	other := *f
+	other.ns = ns
+	return &other
+}
+
 // waitAllReady waits until every named resource is Ready.
 func (f *fixture) waitAllReady(names []string, timeout time.Duration) {
 	f.t.Helper()
@@ -201,38 +211,47 @@ func TestThrottledAccountDoesNotPauseOtherAccounts(t *testing.T) {
 	const throttledKey, otherKey = publicKey, "second-public-key"
 	// A burst of 1 spaces every call 50ms apart, so the throttled answer is
 	// back before the next call: all of the throttled account's other calls
-	// meet its pause. A worker waits out its call's pause, so the throttled
-	// account's 4 resources hold at most 4 of the 8 workers. With as many
-	// waiting resources as workers, the other account would wait for a
-	// worker instead (measured: no call at all during the pause with 8
-	// throttled resources and 4 workers): the pause itself is per key, the
-	// worker pool is not.
+	// meet its pause. A worker waits out its call's pause; the two accounts
+	// are two tenants, in two namespaces, and one namespace holds at most
+	// half the workers on the budget (TestOneNamespaceCannotStarveAnother),
+	// so the other tenant finds workers: the pause itself is per key.
 	const throttledN, otherN, qps = 4, 40, 20
+	otherNS := namespaceFor(t.Name() + "-other")
 	f := newFixture(t, withBackups("throttled", throttledN), withBackups("other", otherN),
 		withSimulator(func(c *simulator.Config) {
 			c.Accounts = append(c.Accounts, simulator.Account{PublicKey: otherKey, PrivateKey: "second-private-key"})
 		}),
-		withOperatorOptions(func(o *operator.Options) { o.APIQPS, o.APIBurst, o.MaxConcurrentReconciles = qps, 1, 8 }))
+		withOperatorOptions(func(o *operator.Options) {
+			o.APIQPS, o.APIBurst, o.MaxConcurrentReconciles = qps, 1, 8
+			o.WatchNamespaces = append(o.WatchNamespaces, otherNS)
+		}))
+	tenant := f.sibling(otherNS)
 	// The throttled account's first call is told to slow down.
 	f.sim.QueueFaults(simulator.Fault{Kind: simulator.FaultRetCode, RetCode: 153, PublicKey: throttledKey})
 
 	// All resources wait for their credentials, so that both accounts'
 	// calls start together when the Secrets appear.
 	throttled := f.createMany("throttled", throttledN, func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.CredentialsRef.Name = "throttled-credentials" })
-	other := f.createMany("other", otherN, func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.CredentialsRef.Name = "other-credentials" })
-	f.g.Eventually(func() []string {
-		var waiting []string
-		for _, name := range append(slices.Clone(throttled), other...) {
-			if c := f.ready(name); c == nil || c.Reason != uredisv1alpha1.ReasonCredentialsNotFound {
-				waiting = append(waiting, name)
+	other := tenant.createMany("other", otherN, func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.CredentialsRef.Name = "other-credentials" })
+	for _, fx := range []struct {
+		f     *fixture
+		names []string
+	}{{f, throttled}, {tenant, other}} {
+		fx.f.g.Eventually(func() []string {
+			var waiting []string
+			for _, name := range fx.names {
+				if c := fx.f.ready(name); c == nil || c.Reason != uredisv1alpha1.ReasonCredentialsNotFound {
+					waiting = append(waiting, name)
+				}
 			}
-		}
-		return waiting
-	}).WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).Should(BeEmpty())
+			return waiting
+		}).WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).Should(BeEmpty())
+	}
 	f.g.Expect(f.sim.CallCount("")).To(BeZero())
 	f.createCredentials("throttled-credentials", throttledKey, privateKey)
-	f.createCredentials("other-credentials", otherKey, "second-private-key")
-	f.waitAllReady(append(slices.Clone(throttled), other...), 90*time.Second)
+	tenant.createCredentials("other-credentials", otherKey, "second-private-key")
+	f.waitAllReady(throttled, 90*time.Second)
+	tenant.waitAllReady(other, 90*time.Second)
 
 	calls := f.sim.Calls()
 	sort.Slice(calls, func(i, j int) bool { return calls[i].Time.Before(calls[j].Time) })

@@ -36,6 +36,7 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		{name: "latest with an unknown backupType", spec: latestSpec(map[string]any{"groupId": "g1", "backupType": "Nightly"}), message: `spec.latest.backupType: Unsupported value: "Nightly"`},
 		{name: "groupId differs from latest.groupId", spec: withKey(latestSpec(map[string]any{"groupId": "g1"}), "groupId", "g2"), message: `groupId must equal latest.groupId`},
 		{name: "refreshBefore not a duration", spec: specWith("refreshBefore", "soon"), message: `refreshBefore must be a duration of at least 1s`},
+		{name: "refreshBefore too long", spec: specWith("refreshBefore", strings.Repeat("0", 40)+"1h"), message: `refreshBefore may have at most 32 characters`},
 		{name: "refreshBefore zero", spec: specWith("refreshBefore", "0s"), message: `refreshBefore must be a duration of at least 1s`},
 		{name: "unknown creationPolicy", spec: specWith("target", map[string]any{"creationPolicy": "Merge"}), message: `spec.target.creationPolicy: Unsupported value: "Merge"`},
 		{name: "two Secret keys with one name", spec: specWith("target", map[string]any{"keys": map[string]any{"backupPath": "URL", "innerBackupPath": "URL"}}), message: `the Secret's keys must all be different`},
