@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
@@ -163,8 +164,24 @@ func refusedWrite(export *uredisv1alpha1.RedisBackupExport, err error) error {
 			"the API server refused to write Secret %q (%d %s): check admission webhooks and policies, quotas, and the operator's RBAC in namespace %q",
 			export.TargetSecretName(), status.Status().Code, status.Status().Reason, export.Namespace)
 	default:
+		return withoutServerText(export, err)
+	}
+}
+
+// withoutServerText replaces the message of an API server error about the
+// target Secret (a conflict, an outage, a webhook's 500) with its code and
+// reason: the error ends up in controller-runtime's log, and a webhook's
+// text could repeat what it was sent. Its kind (IsConflict...) is kept.
+func withoutServerText(export *uredisv1alpha1.RedisBackupExport, err error) error {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
 		return err
 	}
+	st := status.Status()
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: st.Status, Code: st.Code, Reason: st.Reason,
+		Message: fmt.Sprintf("writing Secret %q: the API server answered %d %s", export.TargetSecretName(), st.Code, st.Reason),
+	}}
 }
 
 // invalidFields names (up to 8 of) the fields a 422 answer found invalid,

@@ -27,6 +27,10 @@ type attempt struct {
 	// secretVersion is the target Secret's resourceVersion when the attempt
 	// wrote it, or found it holding the status' link.
 	secretVersion string
+	// secretLost: a failed attempt left the target Secret without the
+	// status' link (deleted or edited, and not restored), so the link is
+	// no use to consumers however long it stays valid.
+	secretLost bool
 }
 
 // outcomes turns attempts into status. It is the one place that decides
@@ -108,7 +112,7 @@ func (o outcomes) failed(export *uredisv1alpha1.RedisBackupExport, a attempt) {
 	switch state := linkStateAt(export, a.now); {
 	case kind.class != transient:
 		setReady(export, metav1.ConditionFalse, reason, message)
-	case state == linkValid:
+	case state == linkValid && !a.secretLost:
 		setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing,
 			fmt.Sprintf("the current link stays valid until %s, but refreshing it failed: %s", formatTime(st.ExpiresAt.Time), message))
 	case state == linkExpired:

@@ -69,6 +69,7 @@ func TestSummarize(t *testing.T) {
 		name       string
 		mutate     func(*uredisv1alpha1.RedisBackupExport)
 		err        error
+		secretLost bool
 		wantReady  string // status/reason
 		wantStatus string // the other condition set, "" for none
 		wantNext   time.Duration
@@ -88,6 +89,11 @@ func TestSummarize(t *testing.T) {
 		name:      "outage, link valid for an hour: the backoff as it is",
 		err:       outage,
 		wantReady: "True/RefreshFailing", wantNext: 19 * time.Second, wantWait: 19 * time.Second,
+	}, {
+		name:       "outage, link valid but the Secret gone and not restored: not Ready",
+		err:        outage,
+		secretLost: true,
+		wantReady:  "False/ProviderUnavailable", wantStatus: "Reconciling", wantNext: 19 * time.Second, wantWait: 19 * time.Second,
 	}, {
 		name:      "outage, 20 s left: a quarter of the time left, not the 19 s backoff",
 		mutate:    expiresIn(20 * time.Second),
@@ -138,7 +144,7 @@ func TestSummarize(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(export)
 			}
-			wait := testOutcomes.summarize(export, attempt{now: now, jitter: fullJitter, err: tt.err})
+			wait := testOutcomes.summarize(export, attempt{now: now, jitter: fullJitter, err: tt.err, secretLost: tt.secretLost})
 			st := export.Status
 			ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
 			if got := string(ready.Status) + "/" + ready.Reason; got != tt.wantReady {

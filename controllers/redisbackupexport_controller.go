@@ -137,7 +137,11 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 
 	switch {
 	case decision.Action == schedule.Refresh:
-		a.backupID, a.link, a.secretVersion, a.err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion})
+		var written string
+		a.backupID, a.link, written, a.err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion}, decision.Forced)
+		if written != "" {
+			a.secretVersion = written
+		}
 		if errors.Is(a.err, errBudgetBusy) {
 			// Other refreshes of this namespace hold its share of the
 			// cloud API's budget: come back when one is done (fairShare
@@ -207,6 +211,12 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 	}
 	if rejected, ok := r.rejectedWith.Load(client.ObjectKeyFromObject(export)); ok {
 		obs.CredentialsChanged = rejected.(string) != credentialsVersion
+	} else {
+		// Rejected before this process started: which credentials were
+		// rejected is not known, so a spec change or a forced refresh may
+		// try the current ones (the attempt records them); nothing else
+		// does before the slow retry.
+		obs.CredentialsRefused = false
 	}
 	return obs
 }
@@ -234,8 +244,8 @@ func readyReason(export *uredisv1alpha1.RedisBackupExport) string {
 
 // refresh obtains a new link and writes it into the Secret; it returns the
 // Secret's new resourceVersion with the link.
-func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata, creds credentialAccess) (string, *cloud.BackupLink, string, error) {
-	backup, link, err := r.fetchLink(ctx, export, secret, creds)
+func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata, creds credentialAccess, forced bool) (string, *cloud.BackupLink, string, error) {
+	backup, link, err := r.fetchLink(ctx, export, secret, creds, forced)
 	if err != nil {
 		return "", nil, "", err
 	}
@@ -257,12 +267,16 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 // already recorded says why.
 func (r *RedisBackupExportReconciler) restoreSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata, inSync bool, a *attempt) error {
 	st := export.Status
-	if a.err == nil || inSync || linkStateAt(export, a.now) != linkValid || st.BackupPath == "" {
+	if a.err == nil || inSync || linkStateAt(export, a.now) != linkValid {
 		return nil
+	}
+	a.secretLost = true
+	if st.BackupPath == "" {
+		return nil // the link is kept out of status: nothing to restore
 	}
 	version, err := r.writeSecret(ctx, export, secret, statusData(export), false)
 	if err == nil {
-		a.secretVersion = version
+		a.secretVersion, a.secretLost = version, false
 		log.FromContext(ctx).Info("restored the Secret with the link still valid", "expiresAt", formatTime(st.ExpiresAt.Time))
 	}
 	if isKubernetesAPIError(err) {
@@ -308,7 +322,7 @@ func refreshBefore(spec uredisv1alpha1.RedisBackupExportSpec) time.Duration {
 
 // fetchLink checks that the target Secret is ours to write, then asks the
 // API for a link. The check comes first so that a name clash costs no quota.
-func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata, access credentialAccess) (chosenBackup, cloud.BackupLink, error) {
+func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata, access credentialAccess, forced bool) (chosenBackup, cloud.BackupLink, error) {
 	if err := r.checkTargetWritable(ctx, export, secret); err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
@@ -332,7 +346,7 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
 	maxAge := shareWindow
-	if refreshRequest(export) != export.Status.LastHandledRefreshRequest {
+	if forced {
 		maxAge = 0 // a forced refresh wants a link of its own
 	}
 	link, err := r.Cloud.ResolveBackupLink(ctx, creds, backupURLRequest(export.Spec, backup), maxAge)

@@ -2,14 +2,18 @@ package controllers
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 )
@@ -222,5 +226,26 @@ func TestJSONPatchReplacesDataOnlyAtTheCachedVersion(t *testing.T) {
 	}
 	if strings.Contains(string(body), export.Status.BackupPath) {
 		t.Error("data values are base64, as the API server expects them")
+	}
+}
+
+func TestRefusedWriteKeepsTheServersTextOut(t *testing.T) {
+	export := exportWithLink()
+	webhook := apierrors.NewInternalError(errors.New("webhook saw https://link.example.com/?sig=secret"))
+	err := refusedWrite(export, webhook)
+	if strings.Contains(err.Error(), "sig=secret") || !apierrors.IsInternalError(err) {
+		t.Errorf("refusedWrite() = %v: the server's text must go, its kind stay", err)
+	}
+	conflict := apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "target", errors.New("the object has been modified"))
+	if err := refusedWrite(export, conflict); !apierrors.IsConflict(err) || !isKubernetesAPIError(err) {
+		t.Errorf("a conflict stays a conflict, retried by the work queue: %v", err)
+	}
+	invalid := apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "target", field.ErrorList{field.TooLong(field.NewPath("metadata", "annotations"), "", 262144)})
+	if reason := reasonFor(refusedWrite(export, invalid)); reason != uredisv1alpha1.ReasonTargetInvalid {
+		t.Errorf("a 422 naming fields is TargetInvalid, got %s", reason)
+	}
+	policy := apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "target", nil)
+	if reason := reasonFor(refusedWrite(export, policy)); reason != uredisv1alpha1.ReasonSecretWriteRefused {
+		t.Errorf("a 422 naming no field (an admission policy) is SecretWriteRefused, got %s", reason)
 	}
 }

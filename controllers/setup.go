@@ -51,7 +51,7 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConc
 		r.ownWrites = expiring.New[string, struct{}](2*time.Minute, time.Now)
 	}
 	if r.share == nil {
-		r.share = newFairShare(maxConcurrentReconciles / 2)
+		r.share = newFairShare(maxConcurrentReconciles)
 	}
 	r.outcomes = outcomes{policy: r.Policy, transient: r.TransientBackoff, permanent: r.PermanentBackoff, omitLink: r.OmitLinkFromStatus}
 	if err := indexExports(context.Background(), mgr.GetFieldIndexer()); err != nil {

@@ -10,7 +10,8 @@ import (
 
 // Map is a concurrency-safe map whose entries expire ttl after they were
 // put. Expired entries are never returned, and are swept at most once per
-// ttl, so that Put stays cheap however many entries there are.
+// ttl (by Put or Get), so that both stay cheap however many entries there
+// are.
 type Map[K comparable, V any] struct {
 	ttl time.Duration
 	now func() time.Time
@@ -35,21 +36,30 @@ func (m *Map[K, V]) Put(key K, value V) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
-	if now.Sub(m.lastSweep) > m.ttl {
-		for k, e := range m.entries {
-			if now.Sub(e.putAt) > m.ttl {
-				delete(m.entries, k)
-			}
-		}
-		m.lastSweep = now
-	}
+	m.sweep(now)
 	m.entries[key] = entry[V]{value: value, putAt: now}
+}
+
+// sweep drops the expired entries, at most once per ttl, so that a value
+// is gone from memory at most twice ttl after it was put as long as the
+// map is used at all.
+func (m *Map[K, V]) sweep(now time.Time) {
+	if now.Sub(m.lastSweep) <= m.ttl {
+		return
+	}
+	for k, e := range m.entries {
+		if now.Sub(e.putAt) > m.ttl {
+			delete(m.entries, k)
+		}
+	}
+	m.lastSweep = now
 }
 
 // Get returns the value under key unless it is missing or expired.
 func (m *Map[K, V]) Get(key K) (V, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.sweep(m.now())
 	e, ok := m.entries[key]
 	if !ok || m.now().Sub(e.putAt) > m.ttl {
 		var zero V

@@ -63,6 +63,9 @@ type Decision struct {
 	// Declined: a pending force-refresh request is acknowledged without a
 	// refresh, for the reason in Reason.
 	Declined bool
+	// Forced: the refresh is the one a force-refresh request asked for, and
+	// wants a link of its own rather than one another resource just got.
+	Forced bool
 }
 
 // Decide picks the next step for a resource. It never asks for an API call
@@ -94,7 +97,7 @@ func decide(o Observation, due, linkUsable, held, forced bool) Decision {
 	case o.SpecChanged:
 		return refresh("spec changed")
 	case forced:
-		return refresh("refresh requested")
+		return Decision{Action: Refresh, Reason: "refresh requested", Forced: true}
 	case o.WaitingOnUser && o.CredentialsChanged:
 		return refresh("credentials changed")
 	case o.CheapToRecheck:

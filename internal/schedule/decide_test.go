@@ -85,3 +85,20 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+func TestOnlyTheForcedRefreshAsksForAnAnswerOfItsOwn(t *testing.T) {
+	p := DefaultPolicy()
+	now := t0
+	forced := Decide(p, Observation{Now: now, HasLink: true, ExpiresAt: now.Add(time.Hour), NextAttempt: now.Add(time.Minute), SecretInSync: true,
+		RefreshRequested: true, LastAttempt: now.Add(-time.Hour)})
+	if forced.Action != Refresh || !forced.Forced {
+		t.Errorf("a request after the interval is a forced refresh: %+v", forced)
+	}
+	// Too soon to force, but the Secret was deleted: a refresh, not a
+	// forced one (it may take another resource's recent answer).
+	lost := Decide(p, Observation{Now: now, HasLink: true, ExpiresAt: now.Add(time.Hour), NextAttempt: now.Add(time.Minute), SecretInSync: false,
+		RefreshRequested: true, LastAttempt: now.Add(-time.Second)})
+	if lost.Action != Refresh || lost.Forced || lost.Declined {
+		t.Errorf("a lost Secret refreshes without forcing: %+v", lost)
+	}
+}

@@ -133,6 +133,22 @@ func TestLinkKeptOutOfStatus(t *testing.T) {
 		return string(s.Data[uredisv1alpha1.KeyBackupPath])
 	}).WithTimeout(10 * time.Second).ShouldNot(ContainSubstring("tampered"))
 	f.g.Expect(f.get("quiet").Status.BackupPath).To(BeEmpty())
+
+	// During an outage a deleted Secret cannot be written back from the
+	// status: Ready says so at once, though the link has not expired. (Once
+	// the last answer is too old to be shared, so that the outage shows.)
+	time.Sleep(time.Until(f.eventuallyReady("quiet").Status.LastRefreshTime.Add(16 * time.Second)))
+	f.sim.SetFaultRate(1, simulator.Fault{Kind: simulator.FaultHTTPStatus, HTTPStatus: 503})
+	secret, err = f.secret("quiet")
+	f.g.Expect(err).NotTo(HaveOccurred())
+	f.g.Expect(f.c.Delete(f.ctx, secret)).To(Succeed())
+	cond := f.eventuallyNotReady("quiet", uredisv1alpha1.ReasonProviderUnavailable)
+	f.g.Expect(f.get("quiet").Status.ExpiresAt.Time).To(BeTemporally(">", time.Now()), "the link is still valid, only the Secret is gone")
+	f.g.Expect(cond.Message).To(ContainSubstring("503"))
+	f.sim.ClearFaults()
+	f.g.Eventually(func() string { return conditionSummary(f.ready("quiet")) }).WithTimeout(30 * time.Second).Should(HavePrefix("True/Refreshed"))
+	_, err = f.secret("quiet")
+	f.g.Expect(err).NotTo(HaveOccurred())
 }
 
 // TestRejectedCredentialsHoldAgainstForcedRefreshesAndSpecEdits: after the
@@ -161,12 +177,13 @@ func TestRejectedCredentialsHoldAgainstForcedRefreshesAndSpecEdits(t *testing.T)
 	f.eventuallyReady("rejected")
 }
 
-// TestOneNamespaceCannotStarveAnother: one operator, two tenant namespaces,
-// a budget of 2 calls per second. The noisy namespace has 30 resources
-// whose links last 30 s and forces refreshes on them in a tight loop for a
-// minute, asking for far more than the budget. The quiet namespace's links
-// (also 30 s, refreshed 10 s before they expire) must never expire, and the
-// noisy namespace's calls stay within what its forced refreshes may cost.
+// TestOneNamespaceCannotStarveAnother: one operator, three tenant
+// namespaces, a budget of 2 calls per second. Two noisy namespaces have 15
+// resources each whose links last 30 s and force refreshes on them in a
+// tight loop for a minute, asking for far more than the budget; together
+// they could hold every worker but for the overall cap. The quiet
+// namespace's links (also 30 s, refreshed 10 s before they expire) must
+// never expire, and the noisy namespaces' calls stay within the budget.
 func TestOneNamespaceCannotStarveAnother(t *testing.T) {
 	const (
 		noisyResources = 30
@@ -177,6 +194,7 @@ func TestOneNamespaceCannotStarveAnother(t *testing.T) {
 		quietPublic    = "quiet-public-key"
 	)
 	quietNS := namespaceFor(t.Name() + "-quiet")
+	noisyNS2 := namespaceFor(t.Name() + "-noisy")
 	f := newFixture(t, withLinkLifetime(30*time.Second), withBackups("noisy", noisyResources), withBackups("quiet", 2),
 		withSimulator(func(c *simulator.Config) {
 			c.Accounts = append(c.Accounts,
@@ -184,19 +202,28 @@ func TestOneNamespaceCannotStarveAnother(t *testing.T) {
 				simulator.Account{PublicKey: quietPublic, PrivateKey: "quiet-private-key"})
 		}),
 		withOperatorOptions(func(o *operator.Options) {
-			o.WatchNamespaces = append(o.WatchNamespaces, quietNS)
+			o.WatchNamespaces = append(o.WatchNamespaces, quietNS, noisyNS2)
 			o.APIQPS, o.APIBurst = qps, qps
 			o.Policy.ForcedRefreshMinInterval = interval
 			o.Policy.MinUsefulLifetime = 20 * time.Second
 		}))
 	f.g.Expect(f.c.Create(f.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: quietNS}})).To(Succeed())
+	noisy2 := f.sibling(noisyNS2)
 	f.createCredentials("cloud-credentials", noisyPublic, "noisy-private-key")
+	noisy2.createCredentials("cloud-credentials", noisyPublic, "noisy-private-key")
+	noisyIn := func(i int) *fixture {
+		if i%2 == 1 {
+			return noisy2
+		}
+		return f
+	}
 	f.g.Expect(f.c.Create(f.ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "cloud-credentials", Namespace: quietNS},
 		StringData: map[string]string{"publicKey": quietPublic, "privateKey": "quiet-private-key"},
 	})).To(Succeed())
 	for i := range noisyResources {
-		f.create(f.newExport(fmt.Sprintf("noisy-%02d", i), func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = fmt.Sprintf("noisy-%03d", i) }))
+		fx := noisyIn(i)
+		fx.create(fx.newExport(fmt.Sprintf("noisy-%02d", i), func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = fmt.Sprintf("noisy-%03d", i) }))
 	}
 	for i := range 2 {
 		e := f.newExport(fmt.Sprintf("quiet-%d", i), func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = fmt.Sprintf("quiet-%03d", i) })
@@ -204,15 +231,15 @@ func TestOneNamespaceCannotStarveAnother(t *testing.T) {
 		f.g.Expect(f.c.Create(f.ctx, e)).To(Succeed())
 	}
 
-	// The noisy tenant: a new force-refresh value on one of its resources
-	// every 50 ms, round robin.
+	// The noisy tenants: a new force-refresh value on one of their
+	// resources every 50 ms, round robin.
 	ctx, stop := context.WithCancel(f.ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for i := 0; ctx.Err() == nil; i++ {
-			export := &uredisv1alpha1.RedisBackupExport{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: fmt.Sprintf("noisy-%02d", i%noisyResources)}}
+			export := &uredisv1alpha1.RedisBackupExport{ObjectMeta: metav1.ObjectMeta{Namespace: noisyIn(i % noisyResources).ns, Name: fmt.Sprintf("noisy-%02d", i%noisyResources)}}
 			patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:"%d"}}}`, uredisv1alpha1.AnnotationRefreshRequestedAt, i))
 			_ = f.c.Patch(ctx, export, client.RawPatch(types.MergePatchType, patch))
 			select {
@@ -249,10 +276,10 @@ func TestOneNamespaceCannotStarveAnother(t *testing.T) {
 		time.Sleep(tick)
 	}
 	noisyCalls := countCalls(f.sim, noisyPublic) - noisyBefore
-	t.Logf("noisy namespace: %d calls in %s; quiet namespace: %d calls, %s of expired link", noisyCalls, window, countCalls(f.sim, quietPublic), expired)
+	t.Logf("noisy namespaces: %d calls in %s; quiet namespace: %d calls, %s of expired link", noisyCalls, window, countCalls(f.sim, quietPublic), expired)
 	f.g.Expect(expired).To(BeZero(), "the quiet namespace's links never expire")
 	// Each noisy resource: at most one forced refresh per interval, and all
-	// calls together within the budget.
+	// their calls together within the budget.
 	f.g.Expect(noisyCalls).To(BeNumerically("<=", min(noisyResources*int(window/interval+1), qps*int(window/time.Second)+qps)))
 	f.g.Expect(countCalls(f.sim, quietPublic)).To(BeNumerically(">=", 2*2), "the quiet links were refreshed, not merely long-lived")
 }
