@@ -12,12 +12,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+	"github.com/dezai/uredis-backup-operator/internal/argocd"
 	"github.com/dezai/uredis-backup-operator/internal/operator"
 	"github.com/dezai/uredis-backup-operator/internal/schedule"
 	"github.com/dezai/uredis-backup-operator/internal/simulator"
@@ -134,29 +136,60 @@ func TestShortLinksUnderFaults(t *testing.T) {
 	f.g.Expect(calls).To(BeNumerically("<=", bound))
 }
 
-// kstatusOf is what Flux, kubectl-style tooling and other kstatus readers
-// compute from the resource exactly as the API server serves it.
-func (f *fixture) kstatusOf(name string) *status.Result {
+// gitopsView is one read of a resource, exactly as the API server serves
+// it, and what GitOps tools make of that same read: kstatus (Flux's health
+// checks, kubectl-style tooling) and the Argo CD health check shipped in
+// config/argocd/health.lua, run as Argo CD runs it.
+type gitopsView struct {
+	export  *uredisv1alpha1.RedisBackupExport
+	kstatus *status.Result
+	argocd  argocd.Health
+}
+
+func (f *fixture) gitopsViewOf(name string) gitopsView {
 	f.t.Helper()
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport"))
 	f.g.Expect(f.c.Get(f.ctx, types.NamespacedName{Namespace: f.ns, Name: name}, u)).To(Succeed())
+	export := &uredisv1alpha1.RedisBackupExport{}
+	f.g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, export)).To(Succeed())
 	res, err := status.Compute(u)
 	f.g.Expect(err).NotTo(HaveOccurred())
-	return res
+	script, err := argocd.ShippedScript()
+	f.g.Expect(err).NotTo(HaveOccurred())
+	health, err := argocd.Run(script, u)
+	f.g.Expect(err).NotTo(HaveOccurred(), "the Argo CD health check failed (Argo CD would show Unknown)")
+	return gitopsView{export: export, kstatus: res, argocd: health}
 }
 
-func (f *fixture) eventuallyKstatus(name string, want status.Status) *status.Result {
+// eventuallyKstatus waits until kstatus says want, and returns that read.
+func (f *fixture) eventuallyKstatus(name string, want status.Status) gitopsView {
 	f.t.Helper()
-	var res *status.Result
+	var view gitopsView
 	f.g.Eventually(func() status.Status {
-		res = f.kstatusOf(name)
-		return res.Status
+		view = f.gitopsViewOf(name)
+		return view.kstatus.Status
 	}).WithTimeout(40*time.Second).WithPolling(100*time.Millisecond).Should(Equal(want), "kstatus of %s", name)
-	return res
+	return view
 }
 
-// TestKstatus: what status.Compute says in each state a GitOps tool meets.
+// expectGitOps: on one read, kstatus says wantKstatus, the Argo CD health
+// check says wantArgoCD, the two agree, and once the operator has answered
+// for the current generation Argo CD shows the Ready condition's message.
+func (f *fixture) expectGitOps(view gitopsView, wantKstatus status.Status, wantArgoCD string) {
+	f.t.Helper()
+	f.g.Expect(view.kstatus.Status).To(Equal(wantKstatus), "kstatus: %s", view.kstatus.Message)
+	f.g.Expect(view.argocd.Status).To(Equal(wantArgoCD), "Argo CD: %s", view.argocd.Message)
+	f.g.Expect(view.argocd.Status).To(Equal(argocd.ForKstatus(view.kstatus.Status)), "Argo CD agrees with kstatus")
+	ready := findCondition(view.export, uredisv1alpha1.ConditionReady)
+	if ready != nil && view.export.Status.ObservedGeneration == view.export.Generation {
+		f.g.Expect(view.argocd.Message).To(Equal(ready.Reason + ": " + ready.Message))
+	}
+	f.t.Logf("%s: kstatus %s (%s); Argo CD %s (%s)", view.export.Name, view.kstatus.Status, view.kstatus.Message, view.argocd.Status, view.argocd.Message)
+}
+
+// TestKstatus: what status.Compute and the shipped Argo CD health check say
+// in each state a GitOps tool meets, on the same reads of real resources.
 func TestKstatus(t *testing.T) {
 	const lifetime = 20 * time.Second
 	f := newFixture(t, withLinkLifetime(lifetime), withOperatorOptions(shortLinks))
@@ -166,39 +199,60 @@ func TestKstatus(t *testing.T) {
 	// answers the status holds only the default observedGeneration 0.
 	f.sim.SetLatency(3 * time.Second)
 	f.create(f.newExport("steady"))
-	res := f.kstatusOf("steady")
-	f.g.Expect(res.Status).To(Equal(status.InProgressStatus), "a new resource: %s", res.Message)
-	f.g.Expect(f.get("steady").Status.ObservedGeneration).To(BeZero())
+	view := f.gitopsViewOf("steady")
+	f.expectGitOps(view, status.InProgressStatus, argocd.Progressing)
+	f.g.Expect(view.export.Status.ObservedGeneration).To(BeZero())
 
-	// Ready: Current.
-	f.eventuallyKstatus("steady", status.CurrentStatus)
-	f.g.Expect(f.ready("steady").Status).To(Equal(metav1.ConditionTrue))
+	// Ready: Current, Healthy.
+	view = f.eventuallyKstatus("steady", status.CurrentStatus)
+	f.expectGitOps(view, status.CurrentStatus, argocd.Healthy)
+	f.g.Expect(findCondition(view.export, uredisv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
 	f.sim.SetLatency(0)
 
-	// A spec edit the API refuses for good: Failed, with observedGeneration
-	// at the edited generation.
+	// A spec edit the API refuses for good: Failed, Degraded, with
+	// observedGeneration at the edited generation.
 	f.create(f.newExport("edited"))
 	f.eventuallyReady("edited")
 	f.updateSpec("edited", func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = "no-such-backup" })
-	res = f.eventuallyKstatus("edited", status.FailedStatus)
-	edited := f.get("edited")
+	view = f.eventuallyKstatus("edited", status.FailedStatus)
+	f.expectGitOps(view, status.FailedStatus, argocd.Degraded)
+	edited := view.export
 	f.g.Expect(edited.Status.ObservedGeneration).To(Equal(edited.Generation))
 	f.g.Expect(edited.Status.LinkGeneration).To(Equal(edited.Generation - 1))
-	f.g.Expect(f.ready("edited").Reason).To(Equal(uredisv1alpha1.ReasonProviderRejected))
-	t.Logf("refused edit: %s: %s", res.Status, res.Message)
+	f.g.Expect(findCondition(edited, uredisv1alpha1.ConditionReady).Reason).To(Equal(uredisv1alpha1.ReasonProviderRejected))
+	f.g.Expect(findCondition(edited, uredisv1alpha1.ConditionStalled)).NotTo(BeNil())
 
-	// An outage while the link is valid: still Current, and the Ready
-	// condition says refreshing fails.
+	// An outage while the link is valid: still Current and Healthy, and the
+	// Ready condition (shown by Argo CD) says refreshing fails.
 	f.sim.SetFaultRate(1, simulator.Fault{Kind: simulator.FaultHTTPStatus, HTTPStatus: 503})
 	f.g.Eventually(func() string { return conditionSummary(f.ready("steady")) }).
 		WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(HavePrefix("True/" + uredisv1alpha1.ReasonRefreshFailing))
-	f.g.Expect(f.kstatusOf("steady").Status).To(Equal(status.CurrentStatus))
+	view = f.gitopsViewOf("steady")
+	f.g.Expect(findCondition(view.export, uredisv1alpha1.ConditionReady).Reason).To(Equal(uredisv1alpha1.ReasonRefreshFailing))
+	f.expectGitOps(view, status.CurrentStatus, argocd.Healthy)
 	f.g.Expect(failedCalls(f.sim)).To(BeNumerically(">", 0))
 
-	// The link expires during the outage: no longer Current.
-	res = f.eventuallyKstatus("steady", status.InProgressStatus)
-	f.g.Expect(f.ready("steady").Reason).To(Equal(uredisv1alpha1.ReasonLinkExpired))
-	t.Logf("expired during an outage: %s: %s", res.Status, res.Message)
+	// The link expires during the outage: InProgress, Progressing.
+	view = f.eventuallyKstatus("steady", status.InProgressStatus)
+	f.expectGitOps(view, status.InProgressStatus, argocd.Progressing)
+	f.g.Expect(findCondition(view.export, uredisv1alpha1.ConditionReady).Reason).To(Equal(uredisv1alpha1.ReasonLinkExpired))
+	f.g.Expect(findCondition(view.export, uredisv1alpha1.ConditionReconciling)).NotTo(BeNil())
+
+	// The API answers again, slowly, and the refused edit is corrected (to
+	// a backup no other resource holds an answer for, so a call is needed):
+	// while that call is in flight the status describes the previous
+	// generation, InProgress and Progressing whatever its conditions say;
+	// then Current and Healthy.
+	f.sim.ClearFaults()
+	f.sim.SetLatency(3 * time.Second)
+	f.updateSpec("edited", func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = otherID })
+	view = f.gitopsViewOf("edited")
+	f.g.Expect(view.export.Status.ObservedGeneration).To(Equal(view.export.Generation-1), "the operator has not answered yet")
+	f.expectGitOps(view, status.InProgressStatus, argocd.Progressing)
+	f.g.Expect(view.argocd.Message).To(ContainSubstring("generation %d", view.export.Generation))
+	view = f.eventuallyKstatus("edited", status.CurrentStatus)
+	f.expectGitOps(view, status.CurrentStatus, argocd.Healthy)
+	f.g.Expect(findCondition(view.export, uredisv1alpha1.ConditionReady).Reason).To(Equal(uredisv1alpha1.ReasonRefreshed))
 }
 
 // TestDocumentedAnswerShape: a gateway that answers like the API's own
