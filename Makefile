@@ -13,6 +13,9 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROL_PLANE ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+# promtool comes from the Prometheus module pinned in hack/tools/prometheus.
+PROMETHEUS_VERSION ?= $(shell awk '$$1 !~ "^//" { for (i = 1; i < NF; i++) if ($$i == "github.com/prometheus/prometheus") print $$(i+1) }' hack/tools/prometheus/go.mod)
+PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMETHEUS_VERSION)
 KUBECTL ?= $(CONTROL_PLANE)/kubectl
 LDFLAGS := -X github.com/dezai/uredis-backup-operator/internal/version.Version=$(VERSION)
 
@@ -58,6 +61,10 @@ verify: manifests generate ## Fail when generated code or manifests are out of d
 .PHONY: test
 test: manifests generate vet control-plane $(KUSTOMIZE) ## Run all tests against a real kube-apiserver and the API simulator.
 	KUBEBUILDER_ASSETS=$(CONTROL_PLANE) KUSTOMIZE=$(KUSTOMIZE) go test $(TEST_FLAGS) ./...
+
+.PHONY: test-alerts
+test-alerts: $(PROMTOOL) $(KUSTOMIZE) ## Check the alert rules of config/alerts and run their unit tests (test/alerts) with promtool.
+	hack/test-alerts.sh $(PROMTOOL) $(KUSTOMIZE)
 
 .PHONY: demo
 demo: manifests control-plane ## Run the operator end to end on a local control plane and the bundled simulator.
@@ -124,6 +131,10 @@ $(KUBECTL):
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN)/tmp-cg go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/tmp-cg/controller-gen $@ && rmdir $(LOCALBIN)/tmp-cg
+
+$(PROMTOOL):
+	cd hack/tools/prometheus && CGO_ENABLED=0 go build -trimpath -o $@.tmp github.com/prometheus/prometheus/cmd/promtool
+	mv $@.tmp $@
 
 $(KUSTOMIZE):
 	GOBIN=$(LOCALBIN)/tmp-kz go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)

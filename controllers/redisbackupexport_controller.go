@@ -28,6 +28,7 @@ import (
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
 	"github.com/dezai/uredis-backup-operator/internal/expiring"
+	"github.com/dezai/uredis-backup-operator/internal/metrics"
 	"github.com/dezai/uredis-backup-operator/internal/schedule"
 )
 
@@ -285,9 +286,9 @@ func (r *RedisBackupExportReconciler) restoreSecret(ctx context.Context, export 
 	return nil
 }
 
-// report logs an attempt's outcome, records its Event when it deserves one
-// (eventFor), and remembers the credentials a provider rejected. original
-// is the resource as it was before the attempt.
+// report counts and logs an attempt's outcome, records its Event when it
+// deserves one (eventFor), and remembers the credentials a provider
+// rejected. original is the resource as it was before the attempt.
 func (r *RedisBackupExportReconciler) report(ctx context.Context, original, export *uredisv1alpha1.RedisBackupExport, a attempt, credentialsVersion string) {
 	before := meta.FindStatusCondition(original.Status.Conditions, uredisv1alpha1.ConditionReady)
 	if e, ok := eventFor(before, original.Status.BackupID, export, a); ok {
@@ -297,11 +298,13 @@ func (r *RedisBackupExportReconciler) report(ctx context.Context, original, expo
 	st := export.Status
 	switch {
 	case a.link != nil:
+		metrics.ObserveRefresh(true, uredisv1alpha1.ReasonRefreshed)
 		r.rejectedWith.Delete(key)
 		log.FromContext(ctx).Info("refreshed link", "expiresAt", formatTime(a.link.ExpiresAt),
 			"nextRefresh", formatTime(st.NextRefreshTime.Time), "field", a.link.Field)
 	case a.err != nil:
 		reason := reasonFor(a.err)
+		metrics.ObserveRefresh(false, reason)
 		if kind, _ := kindOf(reason); kind.retryOnCredentialsChange {
 			r.rejectedWith.Store(key, credentialsVersion)
 		}

@@ -70,3 +70,23 @@ func TestOutcomeLabelIsBoundedWhateverTheProviderSends(t *testing.T) {
 		t.Fatalf("counts %v, want all %d calls, most as retcode_other and a tenth as retcode_153", outcomes, calls)
 	}
 }
+
+func TestObserveRefreshCountsByResultAndReason(t *testing.T) {
+	count := func(result, reason string) float64 {
+		var out dto.Metric
+		if err := refreshes.WithLabelValues(result, reason).Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out.GetCounter().GetValue()
+	}
+	successes, rejected := count("success", "Refreshed"), count("failure", "CredentialsRejected")
+	ObserveRefresh(true, "Refreshed")
+	ObserveRefresh(false, "CredentialsRejected")
+	ObserveRefresh(false, "CredentialsRejected")
+	if got := count("success", "Refreshed") - successes; got != 1 {
+		t.Errorf("%v successes counted, want 1", got)
+	}
+	if got := count("failure", "CredentialsRejected") - rejected; got != 2 {
+		t.Errorf("%v failures counted, want 2", got)
+	}
+}

@@ -59,6 +59,19 @@ var families = []family{
 		},
 	},
 	{
+		// Stalled is absent unless it is True (the "abnormal-true" style
+		// kstatus reads), so one sample says it all.
+		name: namespace + "_stalled",
+		help: "1 while a RedisBackupExport's Stalled condition is True (progress needs a person: credentials, spec, permissions), 0 otherwise.",
+		samples: func(e *uredisv1alpha1.RedisBackupExport, s sample) {
+			if meta.IsStatusConditionTrue(e.Status.Conditions, uredisv1alpha1.ConditionStalled) {
+				s.emit("", 1)
+			} else {
+				s.emit("", 0)
+			}
+		},
+	},
+	{
 		name: namespace + "_consecutive_failures",
 		help: "Consecutive failed refresh attempts of a RedisBackupExport.",
 		samples: func(e *uredisv1alpha1.RedisBackupExport, s sample) {

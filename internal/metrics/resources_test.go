@@ -78,7 +78,10 @@ func TestResourceSeries(t *testing.T) {
 		}),
 		export("team-b", "failing", func(e *uredisv1alpha1.RedisBackupExport) {
 			e.Status.FailureCount = 4
-			e.Status.Conditions = []metav1.Condition{{Type: uredisv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "CredentialsRejected"}}
+			e.Status.Conditions = []metav1.Condition{
+				{Type: uredisv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "CredentialsRejected"},
+				{Type: uredisv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "CredentialsRejected"},
+			}
 		}),
 		export("team-b", "new", func(*uredisv1alpha1.RedisBackupExport) {}),
 	).Build()
@@ -117,14 +120,17 @@ func TestResourceSeries(t *testing.T) {
 		"uredis_backup_export_ready_status,condition=True,name=ready,namespace=team-a":       1,
 		"uredis_backup_export_ready_status,condition=False,name=ready,namespace=team-a":      0,
 		"uredis_backup_export_ready_status,condition=Unknown,name=ready,namespace=team-a":    0,
+		"uredis_backup_export_stalled,name=ready,namespace=team-a":                           0,
 		"uredis_backup_export_consecutive_failures,name=ready,namespace=team-a":              0,
 		"uredis_backup_export_ready_status,condition=True,name=failing,namespace=team-b":     0,
 		"uredis_backup_export_ready_status,condition=False,name=failing,namespace=team-b":    1,
 		"uredis_backup_export_ready_status,condition=Unknown,name=failing,namespace=team-b":  0,
+		"uredis_backup_export_stalled,name=failing,namespace=team-b":                         1,
 		"uredis_backup_export_consecutive_failures,name=failing,namespace=team-b":            4,
 		"uredis_backup_export_ready_status,condition=True,name=new,namespace=team-b":         0,
 		"uredis_backup_export_ready_status,condition=False,name=new,namespace=team-b":        0,
 		"uredis_backup_export_ready_status,condition=Unknown,name=new,namespace=team-b":      1,
+		"uredis_backup_export_stalled,name=new,namespace=team-b":                             0,
 		"uredis_backup_export_consecutive_failures,name=new,namespace=team-b":                0,
 	}
 	for key, value := range want {

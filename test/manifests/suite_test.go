@@ -58,14 +58,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := 1
-	// A stand-in for the Prometheus Operator's ServiceMonitor CRD, which
-	// config/prometheus needs and envtest does not have: same group, kind
-	// and scope, but a schema that accepts any spec.
+	// Stand-ins for the Prometheus Operator's ServiceMonitor and
+	// PrometheusRule CRDs, which config/prometheus and config/alerts need
+	// and envtest does not have: same group, kind and scope, but a schema
+	// that accepts any spec.
 	if _, err := envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{
-		Paths:              []string{filepath.Join(repoRoot, "test", "testdata", "servicemonitor-crd.yaml")},
+		Paths: []string{
+			filepath.Join(repoRoot, "test", "testdata", "servicemonitor-crd.yaml"),
+			filepath.Join(repoRoot, "test", "testdata", "prometheusrule-crd.yaml"),
+		},
 		ErrorIfPathMissing: true,
 	}); err != nil {
-		fmt.Fprintln(os.Stderr, "installing the ServiceMonitor CRD:", err)
+		fmt.Fprintln(os.Stderr, "installing the Prometheus Operator CRDs:", err)
 	} else {
 		code = m.Run()
 	}
