@@ -254,11 +254,16 @@ type parsed struct {
 // it parse the queries' expressions.
 func parseWithPrometheus(t *testing.T, root string, queries []query) []parsed {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "promqlutil")
-	build := exec.Command("go", "build", "-o", bin, "./promqlutil")
-	build.Dir = filepath.Join(root, "hack", "tools", "prometheus")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building promqlutil in hack/tools/prometheus: %v\n%s", err, out)
+	// make test builds it beforehand (PROMQLUTIL); a plain go test builds
+	// it here.
+	bin := os.Getenv("PROMQLUTIL")
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "promqlutil")
+		build := exec.Command("go", "build", "-o", bin, "./promqlutil")
+		build.Dir = filepath.Join(root, "hack", "tools", "prometheus")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building promqlutil in hack/tools/prometheus: %v\n%s", err, out)
+		}
 	}
 	exprs := make([]string, len(queries))
 	for i, q := range queries {
