@@ -14,7 +14,9 @@ CONTROL_PLANE ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 KUBECTL ?= $(CONTROL_PLANE)/kubectl
-LDFLAGS := -X github.com/dezai/uredis-backup-operator/internal/version.Version=$(VERSION)
+# The Dockerfile builds the image's binary with this same command (CGO off,
+# -trimpath, these flags); dockerfile_test.go holds them to it.
+LDFLAGS := -s -w -X github.com/dezai/uredis-backup-operator/internal/version.Version=$(VERSION)
 
 # Two packages at a time suits the 2-core CI machines. The integration tests
 # mostly wait on real link lifetimes, so many run in parallel (each in its own

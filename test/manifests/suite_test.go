@@ -1,9 +1,8 @@
 // Package manifests proves that the install manifests in config/ are real:
 // every kustomization builds, every object it produces is accepted by a real
 // kube-apiserver (envtest, server-side dry-run), the manager's Deployment
-// meets the restricted Pod Security Standard, its RBAC cannot silently grow,
-// and the Dockerfile's build step builds a manager that accepts the flags
-// the Deployment passes.
+// meets the restricted Pod Security Standard, and its RBAC cannot silently
+// grow.
 //
 // The tests need the envtest binaries (KUBEBUILDER_ASSETS) and the kustomize
 // binary (KUSTOMIZE); `make test` provides both.
