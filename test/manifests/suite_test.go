@@ -139,7 +139,7 @@ func decodeObjects(r io.Reader) ([]*unstructured.Unstructured, error) {
 	var objects []*unstructured.Unstructured
 	for {
 		var doc map[string]any
-		if err := decoder.Decode(&doc); err == io.EOF {
+		if err := decoder.Decode(&doc); errors.Is(err, io.EOF) {
 			return objects, nil
 		} else if err != nil {
 			return nil, err
@@ -153,10 +153,9 @@ func decodeObjects(r io.Reader) ([]*unstructured.Unstructured, error) {
 // readObjects reads the objects of a YAML file relative to the repository root.
 func readObjects(t *testing.T, file string) []*unstructured.Unstructured {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot, file))
+	content, err := os.ReadFile(filepath.Join(repoRoot, file))
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	defer f.Close()
-	objects, err := decodeObjects(f)
+	objects, err := decodeObjects(bytes.NewReader(content))
 	NewWithT(t).Expect(err).NotTo(HaveOccurred(), "decoding %s", file)
 	return objects
 }
