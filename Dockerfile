@@ -14,7 +14,8 @@ COPY controllers/ controllers/
 COPY internal/ internal/
 COPY main.go main.go
 
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath \
+# The command of `make build` (dockerfile_test.go checks it).
+RUN CGO_ENABLED=0 go build -trimpath \
     -ldflags "-s -w -X github.com/dezai/uredis-backup-operator/internal/version.Version=${VERSION}" \
     -o manager .
 

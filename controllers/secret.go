@@ -59,9 +59,11 @@ func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // dataHash is a stable digest of a Secret's data.
 func dataHash(data map[string][]byte) string {
-	h := sha256.New()
+	h := sha256.New() // a hash.Hash's Write never returns an error
+	var prefix []byte
 	for _, key := range slices.Sorted(maps.Keys(data)) {
-		fmt.Fprintf(h, "%d:%s%d:", len(key), key, len(data[key]))
+		prefix = fmt.Appendf(prefix[:0], "%d:%s%d:", len(key), key, len(data[key]))
+		h.Write(prefix)
 		h.Write(data[key])
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]

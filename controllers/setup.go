@@ -26,8 +26,8 @@ import (
 // Field indexes over RedisBackupExports, used to find the resources a
 // Secret event concerns.
 const (
-	indexCredentialsSecret = "uredis.dezai.com/credentials-secret"
-	indexTargetSecret      = "uredis.dezai.com/target-secret"
+	indexCredentialsSecret = "uredis.dezai.com/credentials-secret" //nolint:gosec // an index name, not a credential
+	indexTargetSecret      = "uredis.dezai.com/target-secret"      //nolint:gosec // an index name, not a credential
 )
 
 // SetupWithManager registers the reconciler. Its watches are complete when

@@ -440,7 +440,3 @@ type RedisBackupExportList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []RedisBackupExport `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&RedisBackupExport{}, &RedisBackupExportList{})
-}

@@ -45,8 +45,9 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
+	err := run(ctx)
+	stop() // before os.Exit, which skips deferred calls
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
@@ -208,12 +209,14 @@ func printTable(ctx context.Context, env *testenv.Env) error {
 	if err := yaml.Unmarshal(raw, &table); err != nil {
 		return err
 	}
+	// A failed write to stdout fails the Flush below too: that is the
+	// error returned.
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
 	var header []string
 	for _, col := range table.ColumnDefinitions {
 		header = append(header, strings.ToUpper(col.Name))
 	}
-	fmt.Fprintln(w, strings.Join(header, "\t"))
+	_, _ = fmt.Fprintln(w, strings.Join(header, "\t"))
 	for _, row := range table.Rows {
 		cells := make([]string, len(row.Cells))
 		for i, cell := range row.Cells {
@@ -222,7 +225,7 @@ func printTable(ctx context.Context, env *testenv.Env) error {
 				cells[i] = age(cells[i])
 			}
 		}
-		fmt.Fprintln(w, strings.Join(cells, "\t"))
+		_, _ = fmt.Fprintln(w, strings.Join(cells, "\t"))
 	}
 	return w.Flush()
 }
@@ -242,13 +245,13 @@ func printSecret(ctx context.Context, env *testenv.Env, name string) (*corev1.Se
 	if err := env.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret); err != nil {
 		return nil, err
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0) // write errors: see printTable
 	for _, key := range []string{"backupPath", "innerBackupPath", "expiresAt", "backupId", "region"} {
 		if value, ok := secret.Data[key]; ok {
-			fmt.Fprintf(w, "  %s\t%s\n", key, redactSignature(string(value)))
+			_, _ = fmt.Fprintf(w, "  %s\t%s\n", key, redactSignature(string(value)))
 		}
 	}
-	fmt.Fprintf(w, "  (annotation %s\t%s)\n", "uredis.dezai.com/data-hash", secret.Annotations["uredis.dezai.com/data-hash"])
+	_, _ = fmt.Fprintf(w, "  (annotation %s\t%s)\n", "uredis.dezai.com/data-hash", secret.Annotations["uredis.dezai.com/data-hash"])
 	return secret, w.Flush()
 }
 

@@ -73,7 +73,7 @@ func ShippedScript() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	text, err := os.ReadFile(path)
+	text, err := os.ReadFile(path) //nolint:gosec // the repository's own config/argocd/health.lua
 	if err != nil {
 		return "", err
 	}
@@ -144,7 +144,7 @@ func Run(script string, obj *unstructured.Unstructured) (Health, error) {
 // CD hands a script: objects become tables with string keys, lists become
 // tables indexed from 1, numbers Lua numbers (but a json.Number a string, as
 // in Argo CD), and a null field is simply absent.
-func toLua(L *lua.LState, v any) (lua.LValue, error) {
+func toLua(state *lua.LState, v any) (lua.LValue, error) {
 	switch v := v.(type) {
 	case nil:
 		return lua.LNil, nil
@@ -163,9 +163,9 @@ func toLua(L *lua.LState, v any) (lua.LValue, error) {
 	case float64:
 		return lua.LNumber(v), nil
 	case []any:
-		table := L.CreateTable(len(v), 0)
+		table := state.CreateTable(len(v), 0)
 		for _, item := range v {
-			value, err := toLua(L, item)
+			value, err := toLua(state, item)
 			if err != nil {
 				return nil, err
 			}
@@ -173,9 +173,9 @@ func toLua(L *lua.LState, v any) (lua.LValue, error) {
 		}
 		return table, nil
 	case map[string]any:
-		table := L.CreateTable(0, len(v))
+		table := state.CreateTable(0, len(v))
 		for key, item := range v {
-			value, err := toLua(L, item)
+			value, err := toLua(state, item)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", key, err)
 			}

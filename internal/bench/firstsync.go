@@ -44,7 +44,7 @@ func (h *Harness) operatorSync(ctx context.Context, flags []string, n int, refre
 	op := &syncedOperator{process: p, ns: ns}
 	run, err := h.measureSync(ctx, ns, n, refreshBefore)
 	if err != nil {
-		h.stopAndEmpty(ctx, op)
+		_ = h.stopAndEmpty(ctx, op) // the measurement's error is the one to report
 		return SyncRun{}, nil, err
 	}
 	return run, op, nil

@@ -102,7 +102,7 @@ func (b Binary) Start(opts ProcessOptions) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(b.Path, append(args, opts.Flags...)...)
+	p.cmd = exec.Command(b.Path, append(args, opts.Flags...)...) //nolint:noctx // Stop ends it with SIGTERM, as the kubelet would; a context would SIGKILL it
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	p.cmd.Env = os.Environ()
 	if opts.MemoryLimit != "" {
@@ -110,12 +110,12 @@ func (b Binary) Start(opts ProcessOptions) (*Process, error) {
 	}
 	p.Started = time.Now()
 	if err := p.cmd.Start(); err != nil {
-		logFile.Close()
+		_ = logFile.Close() // the failed start is the error to report
 		return nil, fmt.Errorf("starting the manager: %w", err)
 	}
 	go func() {
 		p.waitErr = p.cmd.Wait()
-		logFile.Close()
+		_ = logFile.Close() // written unbuffered by the process, which has exited
 		close(p.done)
 	}()
 	return p, nil
@@ -125,12 +125,12 @@ func (b Binary) Start(opts ProcessOptions) (*Process, error) {
 // take it before the manager does; on a benchmark machine that is unlikely
 // enough.
 func freeLoopbackAddress() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") //nolint:noctx // an IP literal: nothing to resolve, nothing to cancel
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	addr := ln.Addr().String()
+	return addr, ln.Close()
 }
 
 // PID of the manager.
@@ -150,7 +150,7 @@ func (p *Process) Exited() (bool, error) {
 // after timeout the process is killed.
 func (p *Process) Stop(timeout time.Duration) error {
 	if exited, err := p.Exited(); exited {
-		return fmt.Errorf("the manager had already exited (%v); its log: %s", err, p.LogTail(20))
+		return fmt.Errorf("the manager had already exited (%v); its log: %s", err, p.LogTail(20)) //nolint:errorlint // err is nil after a clean exit, which %w would print as %!w(<nil>)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
@@ -213,7 +213,7 @@ func (p *Process) WaitReconciled(ctx context.Context, want float64, timeout time
 	defer cancel()
 	for {
 		if exited, err := p.Exited(); exited {
-			return fmt.Errorf("the manager exited (%v); its log: %s", err, p.LogTail(20))
+			return fmt.Errorf("the manager exited (%v); its log: %s", err, p.LogTail(20)) //nolint:errorlint // err is nil after a clean exit, which %w would print as %!w(<nil>)
 		}
 		if total, err := p.ReconcileTotal(ctx); err == nil && total >= want {
 			return nil
@@ -253,8 +253,7 @@ func (p *Process) Profile(ctx context.Context, name, query, path string) error {
 		return err
 	}
 	if _, err := io.Copy(out, resp.Body); err != nil {
-		out.Close()
-		return err
+		return errors.Join(err, out.Close())
 	}
 	return out.Close()
 }
@@ -325,12 +324,11 @@ type ProcStatus struct {
 
 // ReadProcStatus reads /proc/<pid>/status.
 func ReadProcStatus(pid int) (ProcStatus, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return ProcStatus{}, err
 	}
-	defer f.Close()
-	return parseProcStatus(f)
+	return parseProcStatus(bytes.NewReader(status))
 }
 
 func parseProcStatus(r io.Reader) (ProcStatus, error) {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"io"
 	"strings"
 	"time"
 )
@@ -35,7 +34,7 @@ func Section(res *Results) string {
 	return b.String()
 }
 
-func writeGoals(w io.Writer, res *Results) {
+func writeGoals(w *strings.Builder, res *Results) {
 	fmt.Fprintf(w, "### Goals\n\n| goal | measured | verdict |\n|---|---|---|\n")
 	for _, g := range Goals(res) {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", g.Name, g.Measured, g.Verdict)
@@ -43,7 +42,7 @@ func writeGoals(w io.Writer, res *Results) {
 	fmt.Fprintln(w)
 }
 
-func writeFirstSync(w io.Writer, res *Results) {
+func writeFirstSync(w *strings.Builder, res *Results) {
 	fmt.Fprintf(w, "### 1. First sync\n\n")
 	fmt.Fprintf(w, "From the first write (the shared credentials Secret, then %s resources by %d writers) "+
 		"to the last resource seen Ready by a watch; per resource, from its create returning to its first Ready. "+
@@ -56,7 +55,7 @@ type labelledFigure struct {
 	f     SyncFigure
 }
 
-func writeSyncTable(w io.Writer, figures []labelledFigure) {
+func writeSyncTable(w *strings.Builder, figures []labelledFigure) {
 	fmt.Fprintf(w, "| operator flags | runs | all Ready | p50 create→Ready | p99 create→Ready | floor | operator / floor |\n")
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|\n")
 	for _, lf := range figures {
@@ -78,7 +77,7 @@ func flagsLabel(flags []string) string {
 	return "`" + strings.Join(flags, " ") + "`"
 }
 
-func writeFloor(w io.Writer, res *Results) {
+func writeFloor(w *strings.Builder, res *Results) {
 	fmt.Fprintf(w, "### 2. The floor\n\n")
 	fmt.Fprintf(w, "Same API server, no operator running, a fresh namespace: the same credentials Secret and %s resource creates, "+
 		"and per resource exactly the work the operator must do: one signed call to the simulator, the Secret created "+
@@ -95,7 +94,7 @@ func writeFloor(w io.Writer, res *Results) {
 	fmt.Fprintln(w)
 }
 
-func writeCalls(w io.Writer, res *Results) {
+func writeCalls(w *strings.Builder, res *Results) {
 	n := res.Config.N
 	fmt.Fprintf(w, "### 3. API calls on first sync\n\n")
 	fmt.Fprintf(w, "Every call the simulator received from the first create until %s after the last Ready; each resource names its own backup, so no call can be shared.\n\n", fmtDuration(settle))
@@ -114,7 +113,7 @@ func writeCalls(w io.Writer, res *Results) {
 	fmt.Fprintln(w)
 }
 
-func writeRestart(w io.Writer, res *Results) {
+func writeRestart(w *strings.Builder, res *Results) {
 	r := res.Restart
 	fmt.Fprintf(w, "### 4. Restart\n\n")
 	fmt.Fprintf(w, "After the last first sync above (links valid for an hour), SIGTERM, then the same binary and flags started again. "+
@@ -130,7 +129,7 @@ func writeRestart(w io.Writer, res *Results) {
 	fmt.Fprintln(w)
 }
 
-func writeSoak(w io.Writer, res *Results) {
+func writeSoak(w *strings.Builder, res *Results) {
 	s := res.Soak
 	fmt.Fprintf(w, "### 5. Refresh soak\n\n")
 	fmt.Fprintf(w, "%s resources, links living %s, `spec.refreshBefore: %s`, operator flags `%s`, watched for %s after all were Ready. "+
@@ -151,7 +150,7 @@ func writeSoak(w io.Writer, res *Results) {
 		fmtDuration(s.RefreshBefore/10))
 }
 
-func writeMemory(w io.Writer, res *Results) {
+func writeMemory(w *strings.Builder, res *Results) {
 	fmt.Fprintf(w, "### 6. Memory\n\n")
 	source := "runtime.MemStats"
 	if len(res.Memory) > 0 {
@@ -194,7 +193,7 @@ func writeMemory(w io.Writer, res *Results) {
 	fmt.Fprintln(w)
 }
 
-func writeLatency(w io.Writer, res *Results) {
+func writeLatency(w *strings.Builder, res *Results) {
 	if len(res.Latency.Runs) == 0 {
 		return
 	}
@@ -205,7 +204,7 @@ func writeLatency(w io.Writer, res *Results) {
 	writeSyncTable(w, []labelledFigure{{flagsLabel(res.Latency.Flags), res.Latency}})
 }
 
-func writeTenants(w io.Writer, res *Results) {
+func writeTenants(w *strings.Builder, res *Results) {
 	f := res.Tenants
 	if len(f.Runs) == 0 {
 		return
@@ -293,7 +292,7 @@ func fmtBytes(n int) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func writeWriteCost(w io.Writer, res *Results) {
+func writeWriteCost(w *strings.Builder, res *Results) {
 	wc := res.WriteCost
 	if len(wc.Kinds) == 0 || len(wc.Kinds[0].Creates) == 0 {
 		return
@@ -342,7 +341,7 @@ func writeWriteCost(w io.Writer, res *Results) {
 	}
 }
 
-func writeRequests(w io.Writer, res *Results) {
+func writeRequests(w *strings.Builder, res *Results) {
 	requests := res.FirstSync.Requests
 	if len(requests) == 0 {
 		return
@@ -361,7 +360,7 @@ func writeRequests(w io.Writer, res *Results) {
 
 // writeGrowth puts the memory runs in one namespace side by side: how the
 // first sync's time and the peak RSS grow with the number of resources.
-func writeGrowth(w io.Writer, res *Results) {
+func writeGrowth(w *strings.Builder, res *Results) {
 	var rows []MemoryResult
 	for _, m := range res.Memory {
 		if m.Unrelated == 0 && m.AllReady {

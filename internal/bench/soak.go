@@ -92,11 +92,12 @@ func soakResultFrom(calls []simulator.Call, start, end time.Time, cfg Config) So
 		if call.Params["BackupId"] == warmUpBackup {
 			continue
 		}
-		if call.Time.Before(start) {
+		switch {
+		case call.Time.Before(start):
 			firstSync = append(firstSync, call.Time)
-		} else if call.Time.Before(end) {
+		case call.Time.Before(end):
 			during = append(during, call.Time)
-		} else {
+		default:
 			continue
 		}
 		id := call.Params["BackupId"]

@@ -75,7 +75,7 @@ func TestMedian(t *testing.T) {
 
 func TestMaxPerSecondCountsWallClockSeconds(t *testing.T) {
 	base := time.Unix(1_800_000_000, 0)
-	at := func(offset time.Duration) time.Time { return base.Add(offset) }
+	at := base.Add
 	calls := []time.Time{
 		// second 0: three calls
 		at(0), at(400 * time.Millisecond), at(999 * time.Millisecond),

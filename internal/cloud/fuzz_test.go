@@ -1,7 +1,7 @@
 package cloud
 
 import (
-	"crypto/sha1" //nolint:gosec // the provider's scheme
+	"crypto/sha1" // SHA-1: the provider's scheme
 	"encoding/hex"
 	"errors"
 	"net/url"
@@ -113,6 +113,6 @@ func referenceSignature(params map[string]string, privateKey string) string {
 	for _, name := range names {
 		s += name + params[name]
 	}
-	sum := sha1.Sum([]byte(s + privateKey)) //nolint:gosec // the provider's scheme
+	sum := sha1.Sum([]byte(s + privateKey)) // SHA-1: the provider's scheme
 	return hex.EncodeToString(sum[:])
 }

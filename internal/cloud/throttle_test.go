@@ -67,13 +67,13 @@ func TestThrottlePauseDoublesAndResetsPerKey(t *testing.T) {
 	th, clock := newFakeThrottle()
 
 	// key-a is throttled again and again: 1s, 2s, 4s, ... up to 1 min.
-	want := []time.Duration{1, 2, 4, 8, 16, 32, 60, 60}
-	for i, seconds := range want {
+	for i, seconds := range []int{1, 2, 4, 8, 16, 32, 60, 60} {
+		pause := time.Duration(seconds) * time.Second
 		th.Observe("key-a", throttled153)
-		if got := th.remaining("key-a"); got != seconds*time.Second {
-			t.Fatalf("throttled answer %d: key-a paused %v, want %v", i+1, got, seconds*time.Second)
+		if got := th.remaining("key-a"); got != pause {
+			t.Fatalf("throttled answer %d: key-a paused %v, want %v", i+1, got, pause)
 		}
-		clock.Advance(seconds * time.Second)
+		clock.Advance(pause)
 	}
 
 	// key-b's first throttled answer starts at 1s, whatever key-a's state.

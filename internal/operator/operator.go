@@ -234,7 +234,7 @@ func newHTTPClient(caFile string) (*http.Client, error) {
 		if err != nil {
 			pool = x509.NewCertPool()
 		}
-		pem, err := os.ReadFile(caFile)
+		pem, err := os.ReadFile(caFile) //nolint:gosec // G304: the file the --api-ca-file flag names
 		if err != nil {
 			return nil, fmt.Errorf("--api-ca-file: %w", err)
 		}

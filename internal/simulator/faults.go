@@ -126,11 +126,3 @@ func (f *faultState) next(publicKey string) Fault {
 func (f Fault) appliesTo(publicKey string) bool {
 	return f.PublicKey == "" || f.PublicKey == publicKey
 }
-
-func isLinkFault(kind FaultKind) bool {
-	switch kind {
-	case FaultLinkWithoutExpires, FaultExpiredLink, FaultOnlyBackupURL, FaultEmptyLink:
-		return true
-	}
-	return false
-}

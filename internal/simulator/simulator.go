@@ -116,7 +116,7 @@ func New(cfg Config) *Server {
 		closed:        make(chan struct{}),
 		linkLifetime:  cfg.LinkLifetime,
 		documented:    cfg.DocumentedShape,
-		faults:        faultState{rng: mathrand.New(mathrand.NewSource(cfg.Seed))},
+		faults:        faultState{rng: mathrand.New(mathrand.NewSource(cfg.Seed))}, //nolint:gosec // seeded so that a fault sequence can be replayed; nothing secret is drawn
 		limiter:       newRateLimiter(cfg.RateLimit, cfg.RateBurst),
 	}
 	if s.now == nil {
@@ -173,7 +173,7 @@ func Start(cfg Config) (*Server, error) {
 		}
 		s.tls, scheme = serverTLS, "https"
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0") //nolint:noctx // an IP literal: nothing to resolve, nothing to cancel
 	if err != nil {
 		return nil, fmt.Errorf("simulator: listen on loopback: %w", err)
 	}

@@ -126,8 +126,7 @@ func TestOperatorCredentialsOnlyForAllowedNamespaces(t *testing.T) {
 }
 
 func TestOperatorCredentialsFromASecretInTheOperatorNamespace(t *testing.T) {
-	var f *fixture
-	f = newFixture(t, withTokenAccount(), withOperatorOptions(func(o *operator.Options) {
+	f := newFixture(t, withTokenAccount(), withOperatorOptions(func(o *operator.Options) {
 		o.OperatorCredentialsSecret = "operator-credentials"
 		o.OperatorNamespace = o.WatchNamespaces[0] // the test's namespace doubles as the operator's
 		o.OperatorCredentialsNamespaces = o.WatchNamespaces

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -121,7 +122,7 @@ func alertQueries(t *testing.T, root string) []query {
 					} `json:"groups"`
 				} `json:"spec"`
 			}
-			if err := decoder.Decode(&object); err == io.EOF {
+			if err := decoder.Decode(&object); errors.Is(err, io.EOF) {
 				break
 			} else if err != nil {
 				t.Fatalf("%s: %v", file, err)

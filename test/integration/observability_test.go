@@ -2,7 +2,7 @@ package integration
 
 import (
 	"bytes"
-	"crypto/sha1" //nolint:gosec // the provider's signature scheme, recomputed independently
+	"crypto/sha1" // SHA-1: the provider's signature scheme, recomputed independently
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -144,7 +144,7 @@ func signForTest(params map[string]string, privateKey string) string {
 	for _, name := range names {
 		b.WriteString(name + params[name])
 	}
-	sum := sha1.Sum([]byte(b.String() + privateKey)) //nolint:gosec // the provider's scheme
+	sum := sha1.Sum([]byte(b.String() + privateKey)) // SHA-1: the provider's scheme
 	return hex.EncodeToString(sum[:])
 }
 
@@ -180,7 +180,7 @@ func (f *fixture) conditionMessages(name string) string {
 
 func scrape(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics") //nolint:noctx // loopback test endpoint
+	resp, err := http.Get("http://" + addr + "/metrics") // the loopback test endpoint
 	if err != nil {
 		return err.Error()
 	}
@@ -197,8 +197,7 @@ func freeLoopbackAddress(t *testing.T) string {
 	t.Helper()
 	for range 100 {
 		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(10000))
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
+		if l, err := net.Listen("tcp", addr); err == nil && l.Close() == nil {
 			return addr
 		}
 	}

@@ -5,6 +5,7 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -418,12 +419,11 @@ func (s shipped) env(ns string) map[string]string {
 // shippedManager reads the manager's container from config/manager.
 func shippedManager(t *testing.T) shipped {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot(t), "config", "manager", "manager.yaml"))
+	manifest, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "manager", "manager.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	decoder := yaml.NewYAMLOrJSONDecoder(f, 4096)
+	decoder := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(manifest), 4096)
 	for {
 		var d appsv1.Deployment
 		if err := decoder.Decode(&d); err != nil {
