@@ -16,7 +16,7 @@ CONTROL_PLANE ?= $(LOCALBIN)/k8s/$(K8S_VERSION)
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
 # promtool comes from the Prometheus module pinned in hack/tools/prometheus.
-PROMETHEUS_VERSION ?= $(shell awk '$$1 !~ "^//" { for (i = 1; i < NF; i++) if ($$i == "github.com/prometheus/prometheus") print $$(i+1) }' hack/tools/prometheus/go.mod)
+PROMETHEUS_VERSION := $(shell awk '$$1 == "github.com/prometheus/prometheus" { print $$2 }' hack/tools/prometheus/go.mod)
 PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMETHEUS_VERSION)
 # promqlutil (hack/tools/prometheus) parses queries with Prometheus's own
 # parser for the monitoring test; built before `go test` so that its first
@@ -85,8 +85,8 @@ test: manifests generate vet control-plane $(KUSTOMIZE) $(PROMQLUTIL) ## Run all
 	KUBEBUILDER_ASSETS=$(CONTROL_PLANE) KUSTOMIZE=$(KUSTOMIZE) PROMQLUTIL=$(PROMQLUTIL) go test $(TEST_FLAGS) ./...
 
 .PHONY: test-alerts
-test-alerts: $(PROMTOOL) $(KUSTOMIZE) ## Check the alert rules of config/alerts and run their unit tests (test/alerts) with promtool.
-	hack/test-alerts.sh $(PROMTOOL) $(KUSTOMIZE)
+test-alerts: $(PROMTOOL) $(PROMQLUTIL) $(KUSTOMIZE) ## Check the alert rules of config/alerts and run their unit tests (test/alerts) with promtool.
+	hack/test-alerts.sh $(PROMTOOL) $(KUSTOMIZE) $(PROMQLUTIL)
 
 .PHONY: demo
 demo: manifests control-plane ## Run the operator end to end on a local control plane and the bundled simulator.

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -81,6 +82,19 @@ func TestDockerfile(t *testing.T) {
 				t.Errorf("the manager compiles %s, which no COPY of the Dockerfile brings in", rel)
 			}
 		}
+	})
+
+	t.Run("the image runs the binary the builder built", func(t *testing.T) {
+		g := NewWithT(t)
+		run := strings.Fields(strings.Join(withPrefix(instructions, "RUN "), " "))
+		i := slices.Index(run, "-o")
+		g.Expect(i).To(BeNumerically(">=", 0), "the builder's go build names no -o")
+		built := path.Join(withPrefix(instructions, "WORKDIR ")[0], run[i+1])
+		copied := withPrefix(final, "COPY --from=builder ")
+		g.Expect(copied).To(HaveLen(1), "the final stage copies one file from the builder")
+		from, to, _ := strings.Cut(copied[0], " ")
+		g.Expect(from).To(Equal(built))
+		g.Expect(withPrefix(final, "ENTRYPOINT ")).To(HaveExactElements(`["` + to + `"]`))
 	})
 
 	t.Run("the image is distroless and runs as the nonroot user", func(t *testing.T) {

@@ -147,16 +147,17 @@ func reasonFor(err error) string {
 // attempt must still turn Ready at the expiry. The API server's message is
 // left out: a webhook's text could repeat what it was sent.
 func refusedWrite(export *uredisv1alpha1.RedisBackupExport, err error) error {
+	fields := invalidFields(err)
 	switch {
 	case err == nil:
 		return nil
-	case apierrors.IsInvalid(err) && len(invalidFields(err)) > 0:
+	case apierrors.IsInvalid(err) && len(fields) > 0:
 		// The API server's own validation names the fields at fault; an
 		// admission policy's refusal (also a 422) names none, and is a
 		// refused write below.
 		return newFailure(uredisv1alpha1.ReasonTargetInvalid,
 			"the API server found Secret %q as spec.target describes it invalid (invalid: %s): fix spec.target; nothing is retried until the spec changes",
-			export.TargetSecretName(), strings.Join(invalidFields(err), ", "))
+			export.TargetSecretName(), strings.Join(fields, ", "))
 	case apierrors.IsForbidden(err), apierrors.IsInvalid(err), apierrors.IsRequestEntityTooLargeError(err), apierrors.IsBadRequest(err):
 		var status apierrors.APIStatus
 		errors.As(err, &status)

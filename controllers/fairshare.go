@@ -118,9 +118,9 @@ func (f *fairShare) release(ns string) {
 	}
 }
 
-// errBudgetBusy: the namespace's places are taken; the refresh comes back
-// when one is free, without recording a failure.
-var errBudgetBusy = errors.New("this namespace's share of the cloud API's budget is in use")
+// errBudgetBusy: the namespace's places, or all places, are taken; the
+// refresh comes back when one is free, without recording a failure.
+var errBudgetBusy = errors.New("no place on the cloud API's budget is free for this namespace")
 
 // busyRetryDelay brings back a refresh turned away by fairShare should its
 // wake-up be lost: between five and ten seconds, spread.

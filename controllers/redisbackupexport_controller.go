@@ -144,9 +144,9 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 			a.secretVersion = written
 		}
 		if errors.Is(a.err, errBudgetBusy) {
-			// Other refreshes of this namespace hold its share of the
-			// cloud API's budget: come back when one is done (fairShare
-			// wakes it), without recording anything.
+			// Other refreshes hold this namespace's share of the cloud
+			// API's budget, or all of it: come back when one is done
+			// (fairShare wakes it), without recording anything.
 			return ctrl.Result{RequeueAfter: busyRetryDelay(a.jitter)}, nil
 		}
 		if isKubernetesAPIError(a.err) {
@@ -158,9 +158,9 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		// A force-refresh request is handled by this attempt, whatever its
 		// outcome: retrying it outside the backoff would be a hot loop.
 		export.Status.LastHandledRefreshRequest = refreshRequest(export)
-	case decision.Declined:
+	case decision.Declined != schedule.NotDeclined:
 		export.Status.LastHandledRefreshRequest = refreshRequest(export)
-		r.Events.Eventf(export, nil, corev1.EventTypeNormal, "RefreshRequestDeclined", "Refresh", "%s", r.declineNote(export, decision))
+		r.Events.Eventf(export, nil, corev1.EventTypeNormal, "RefreshRequestDeclined", "Refresh", "%s", r.declineNote(decision))
 	}
 	requeue := r.outcomes.summarize(export, a)
 	r.report(ctx, original, export, a, credentialsVersion)
@@ -170,8 +170,8 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 // declineNote tells why a force-refresh request was acknowledged without a
 // refresh. It names no time, so that repeated requests make one Event
 // series rather than one Event each.
-func (r *RedisBackupExportReconciler) declineNote(export *uredisv1alpha1.RedisBackupExport, decision schedule.Decision) string {
-	if kind, _ := kindOf(readyReason(export)); kind.onlyCredentialsFix {
+func (r *RedisBackupExportReconciler) declineNote(decision schedule.Decision) string {
+	if decision.Declined == schedule.DeclinedCredentialsRejected {
 		return "refresh request acknowledged without a refresh: the provider rejected the credentials, and only new credentials (or the planned retry) bring another attempt"
 	}
 	return fmt.Sprintf("refresh request acknowledged without a refresh: forced refreshes come at least %s after the last attempt; the link in status is unchanged", r.Policy.ForcedRefreshMinInterval)
@@ -186,16 +186,18 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 	if ready != nil && ready.Status == metav1.ConditionFalse {
 		lastFailure, failing = kindOf(ready.Reason)
 	}
+	// Which credentials the provider rejected is known only if this
+	// process saw it; after a restart, a spec change or a forced refresh
+	// may try the current ones (the attempt records them).
+	rejected, rejectionSeen := r.rejectedWith.Load(client.ObjectKeyFromObject(export))
 	obs := schedule.Observation{
-		Now: now,
-		// The Ready condition carries the generation of the last finished
-		// attempt, as status.observedGeneration does; statuses written
-		// before observedGeneration moved on failures have it only there.
-		SpecChanged:        ready == nil || ready.ObservedGeneration != export.Generation,
+		Now:                now,
+		SpecChanged:        specChanged(export),
 		HasLink:            linkForCurrentSpec(export),
 		SecretInSync:       secretInSync,
 		WaitingOnUser:      failing && lastFailure.retryOnCredentialsChange,
-		CredentialsRefused: failing && lastFailure.onlyCredentialsFix,
+		CredentialsRefused: failing && lastFailure.onlyCredentialsFix && rejectionSeen,
+		CredentialsChanged: rejectionSeen && rejected.(string) != credentialsVersion,
 		CheapToRecheck:     failing && lastFailure.beforeAnyCall,
 		RefreshRequested:   refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
 	}
@@ -210,16 +212,16 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 	if st.NextRefreshTime != nil {
 		obs.NextAttempt = st.NextRefreshTime.Time
 	}
-	if rejected, ok := r.rejectedWith.Load(client.ObjectKeyFromObject(export)); ok {
-		obs.CredentialsChanged = rejected.(string) != credentialsVersion
-	} else {
-		// Rejected before this process started: which credentials were
-		// rejected is not known, so a spec change or a forced refresh may
-		// try the current ones (the attempt records them); nothing else
-		// does before the slow retry.
-		obs.CredentialsRefused = false
-	}
 	return obs
+}
+
+// specChanged: the spec's generation is not the one the last finished
+// attempt was for. The Ready condition carries that generation, as
+// status.observedGeneration does; statuses written before
+// observedGeneration moved on failures have it only there.
+func specChanged(export *uredisv1alpha1.RedisBackupExport) bool {
+	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+	return ready == nil || ready.ObservedGeneration != export.Generation
 }
 
 // refreshRequest is the pending force-refresh request: the annotation's
@@ -336,14 +338,14 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
-	if err := r.tryTargetWrite(ctx, export, secret); err != nil {
-		return chosenBackup{}, cloud.BackupLink{}, err
-	}
 	release, ok := r.share.acquire(client.ObjectKeyFromObject(export))
 	if !ok {
 		return chosenBackup{}, cloud.BackupLink{}, errBudgetBusy
 	}
 	defer release()
+	if err := r.tryTargetWrite(ctx, export, secret); err != nil {
+		return chosenBackup{}, cloud.BackupLink{}, err
+	}
 	backup, err := r.chooseBackup(ctx, export.Spec, creds)
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
@@ -406,9 +408,8 @@ func backupURLRequest(spec uredisv1alpha1.RedisBackupExportSpec, backup chosenBa
 // annotations, and every attempt after the API server found the target
 // invalid. A write that cannot succeed then costs no quota.
 func (r *RedisBackupExportReconciler) tryTargetWrite(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata) error {
-	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
 	target := export.Spec.Target
-	shapeChanged := (ready == nil || ready.ObservedGeneration != export.Generation) && len(target.Labels)+len(target.Annotations) > 0
+	shapeChanged := specChanged(export) && len(target.Labels)+len(target.Annotations) > 0
 	if !shapeChanged && readyReason(export) != uredisv1alpha1.ReasonTargetInvalid {
 		return nil
 	}

@@ -108,15 +108,17 @@ func holdsStatusLink(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupEx
 	if secret.Annotations[uredisv1alpha1.AnnotationDataHash] != hash {
 		return false
 	}
-	for key, value := range statusData(export) {
-		if key == keyNames(export.Spec.Target.Keys).BackupPath && export.Status.BackupPath == "" {
-			// The link is kept out of status (--link-in-status=false):
-			// the rest of the data and the hash vouch for it.
-			if _, found := secret.Data[key]; !found {
-				return false
-			}
-			continue
+	want := statusData(export)
+	if export.Status.BackupPath == "" {
+		// The link is kept out of status (--link-in-status=false): the
+		// rest of the data and the hash vouch for it.
+		link := keyNames(export.Spec.Target.Keys).BackupPath
+		if _, found := secret.Data[link]; !found {
+			return false
 		}
+		delete(want, link)
+	}
+	for key, value := range want {
 		if !bytes.Equal(secret.Data[key], value) {
 			return false
 		}
@@ -154,13 +156,20 @@ func (r *RedisBackupExportReconciler) targetInSync(ctx context.Context, export *
 // operator manages. With dryRun the API server validates the write (schema,
 // admission) without making it.
 func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, data map[string][]byte, dryRun bool) (string, error) {
-	var opts []client.PatchOption
-	if dryRun {
-		opts = append(opts, client.DryRunAll)
-	}
+	var version string
+	var err error
 	if current == nil {
-		return r.createSecret(ctx, export, data, dryRun)
+		version, err = r.createSecret(ctx, export, data, dryRun)
+	} else {
+		version, err = r.patchSecret(ctx, export, current, data, dryRun)
 	}
+	if err == nil && !dryRun {
+		r.ownWrites.Put(version, struct{}{})
+	}
+	return version, err
+}
+
+func (r *RedisBackupExportReconciler) patchSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, data map[string][]byte, dryRun bool) (string, error) {
 	if !ownsSecret(current, export) {
 		return "", newConflictError(export)
 	}
@@ -168,11 +177,12 @@ func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *u
 	if err != nil {
 		return "", err
 	}
+	var opts []client.PatchOption
+	if dryRun {
+		opts = append(opts, client.DryRunAll)
+	}
 	if err := r.Patch(ctx, secret, patch, opts...); err != nil {
 		return "", refusedWrite(export, err)
-	}
-	if !dryRun {
-		r.ownWrites.Put(secret.ResourceVersion, struct{}{})
 	}
 	return secret.ResourceVersion, nil
 }
@@ -254,9 +264,6 @@ func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *
 	if err != nil {
 		return "", refusedWrite(export, err)
 	}
-	if !dryRun {
-		r.ownWrites.Put(secret.ResourceVersion, struct{}{})
-	}
 	return secret.ResourceVersion, nil
 }
 
@@ -292,7 +299,7 @@ func shapeMetadata(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExpo
 	target := export.Spec.Target
 	secret.OwnerReferences = slices.DeleteFunc(secret.OwnerReferences, func(ref metav1.OwnerReference) bool { return ref.UID == export.UID })
 	if target.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan {
-		secret.OwnerReferences = append(secret.OwnerReferences, *metav1.NewControllerRef(export, uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport")))
+		secret.OwnerReferences = append(secret.OwnerReferences, *metav1.NewControllerRef(export, uredisv1alpha1.GroupVersionKind))
 	}
 }
 

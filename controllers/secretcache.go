@@ -17,12 +17,11 @@ import (
 // Secret can make the cache hold it; this way a labelled Secret costs a few
 // hundred bytes however large its data, labels or annotations are.
 //
-// The reconciler never needs a value back. It knows what the Secret holds
-// from two facts: the Secret's resourceVersion is the one recorded in
-// status.secretResourceVersion when the operator last wrote (or checked)
-// it, and the data-hash annotation is the hash of the data the status
-// describes. Any edit by anyone changes the resourceVersion; only then is the
-// Secret read, once, to check it.
+// The reconciler never needs a value back. A Secret whose resourceVersion is
+// the one recorded in status.secretResourceVersion, when the operator last
+// wrote (or checked) it, is that write: any edit by anyone changes the
+// resourceVersion, and only then is the Secret read, once, to check it
+// (knownInSync, targetInSync).
 
 // maxCachedValue bounds each label or annotation value the cache keeps: the
 // operator's own values (a UID, a 32-character hash) are shorter.
@@ -42,16 +41,8 @@ func CacheManagedSecret(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	compact := &metav1.PartialObjectMetadata{
-		TypeMeta: secret.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name:              secret.Name,
-			Namespace:         secret.Namespace,
-			UID:               secret.UID,
-			ResourceVersion:   secret.ResourceVersion,
-			DeletionTimestamp: secret.DeletionTimestamp,
-		},
-	}
+	compact := identity(secret)
+	compact.DeletionTimestamp = secret.DeletionTimestamp
 	if value := secret.Labels[uredisv1alpha1.LabelManagedBy]; value == uredisv1alpha1.ManagedByValue {
 		compact.Labels = map[string]string{uredisv1alpha1.LabelManagedBy: value}
 	}
@@ -63,13 +54,34 @@ func CacheManagedSecret(obj any) (any, error) {
 			compact.Annotations[key] = value
 		}
 	}
-	if ref := metav1.GetControllerOfNoCopy(secret); ref != nil && ref.Kind == exportKind && len(ref.Name) <= 253 {
+	if ref := metav1.GetControllerOfNoCopy(secret); ref != nil && ref.Kind == uredisv1alpha1.GroupVersionKind.Kind && len(ref.Name) <= 253 {
 		compact.OwnerReferences = []metav1.OwnerReference{*ref}
 	}
 	return compact, nil
 }
 
-const exportKind = "RedisBackupExport"
+// CacheSecretIdentity is the cache transform of the Secrets the operator
+// does not manage: their bare identity (name, namespace, UID,
+// resourceVersion), enough to notice one appearing, changing or going.
+func CacheSecretIdentity(obj any) (any, error) {
+	secret, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	return identity(secret), nil
+}
+
+func identity(secret *metav1.PartialObjectMetadata) *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: secret.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            secret.Name,
+			Namespace:       secret.Namespace,
+			UID:             secret.UID,
+			ResourceVersion: secret.ResourceVersion,
+		},
+	}
+}
 
 // secretMetadataObject is an empty Secret metadata object to read into.
 func secretMetadataObject() *metav1.PartialObjectMetadata {

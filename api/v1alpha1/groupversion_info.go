@@ -13,6 +13,10 @@ var (
 	// GroupVersion is the group and version of this API.
 	GroupVersion = schema.GroupVersion{Group: "uredis.dezai.com", Version: "v1alpha1"}
 
+	// GroupVersionKind is the RedisBackupExport kind, as owner references
+	// name it.
+	GroupVersionKind = GroupVersion.WithKind("RedisBackupExport")
+
 	// SchemeBuilder registers the types of this API with a runtime.Scheme.
 	// It is apimachinery's builder, so that importing this package does
 	// not import controller-runtime.

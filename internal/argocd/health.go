@@ -57,9 +57,9 @@ func ForKstatus(s status.Status) string {
 	}
 }
 
-// ShippedScriptPath is the path of config/argocd/health.lua in the source
+// shippedScriptPath is the path of config/argocd/health.lua in the source
 // tree this package was built from.
-func ShippedScriptPath() (string, error) {
+func shippedScriptPath() (string, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
 		return "", errors.New("cannot locate the source tree")
@@ -69,7 +69,7 @@ func ShippedScriptPath() (string, error) {
 
 // ShippedScript returns the text of config/argocd/health.lua.
 func ShippedScript() (string, error) {
-	path, err := ShippedScriptPath()
+	path, err := shippedScriptPath()
 	if err != nil {
 		return "", err
 	}

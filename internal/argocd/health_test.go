@@ -1,7 +1,6 @@
 package argocd
 
 import (
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -69,7 +67,7 @@ const (
 // except where a case says why not.
 func TestShippedScript(t *testing.T) {
 	script := shippedScript(t)
-	deleting := export(2, observed(2, condition("Ready", "True", "Refreshed", refreshedMessage)))
+	deleting := export(2, observed(2, condition(uredisv1alpha1.ConditionReady, "True", uredisv1alpha1.ReasonRefreshed, refreshedMessage)))
 	deletedAt := metav1.NewTime(time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC))
 	deleting.SetDeletionTimestamp(&deletedAt)
 	deleting.SetFinalizers([]string{"example.com/hold"})
@@ -96,66 +94,66 @@ func TestShippedScript(t *testing.T) {
 		why:     "kstatus has nothing to go on and assumes Current; the API server serves every resource with the CRD's default status, observedGeneration 0",
 	}, {
 		name: "a status without observedGeneration",
-		obj:  export(1, map[string]any{"conditions": []any{condition("Ready", "True", "Refreshed", refreshedMessage)}}),
+		obj:  export(1, map[string]any{"conditions": []any{condition(uredisv1alpha1.ConditionReady, "True", uredisv1alpha1.ReasonRefreshed, refreshedMessage)}}),
 		want: Progressing, message: "first attempt at generation 1",
 		kstatus: status.CurrentStatus,
 		why:     "kstatus skips the generation check when the field is absent; the CRD defaults it to 0, so only a hand-made status lacks it",
 	}, {
 		name: "a spec edit the operator has not handled yet",
-		obj:  export(3, observed(2, condition("Ready", "True", "Refreshed", refreshedMessage))),
+		obj:  export(3, observed(2, condition(uredisv1alpha1.ConditionReady, "True", uredisv1alpha1.ReasonRefreshed, refreshedMessage))),
 		want: Progressing, message: "handle generation 3 (the status describes generation 2)",
 		kstatus: status.InProgressStatus,
 	}, {
 		name: "the Secret holds a fresh link",
-		obj:  export(2, observed(2, condition("Ready", "True", "Refreshed", refreshedMessage))),
+		obj:  export(2, observed(2, condition(uredisv1alpha1.ConditionReady, "True", uredisv1alpha1.ReasonRefreshed, refreshedMessage))),
 		want: Healthy, message: "Refreshed: " + refreshedMessage,
 		kstatus: status.CurrentStatus,
 	}, {
 		name: "refreshing fails while the link is valid",
-		obj:  export(2, observed(2, condition("Ready", "True", "RefreshFailing", failingMessage))),
+		obj:  export(2, observed(2, condition(uredisv1alpha1.ConditionReady, "True", uredisv1alpha1.ReasonRefreshFailing, failingMessage))),
 		want: Healthy, message: "RefreshFailing: " + failingMessage,
 		kstatus: status.CurrentStatus,
 	}, {
 		name: "the link expired during an outage",
 		obj: export(2, observed(2,
-			condition("Ready", "False", "LinkExpired", expiredMessage),
-			condition("Reconciling", "True", "LinkExpired", expiredMessage))),
+			condition(uredisv1alpha1.ConditionReady, "False", uredisv1alpha1.ReasonLinkExpired, expiredMessage),
+			condition(uredisv1alpha1.ConditionReconciling, "True", uredisv1alpha1.ReasonLinkExpired, expiredMessage))),
 		want: Progressing, message: "LinkExpired: " + expiredMessage,
 		kstatus: status.InProgressStatus,
 	}, {
 		name: "Reconciling beside Ready True (the operator never writes both)",
 		obj: export(2, observed(2,
-			condition("Ready", "True", "Refreshed", refreshedMessage),
-			condition("Reconciling", "True", "Refreshing", "fetching a new link"))),
+			condition(uredisv1alpha1.ConditionReady, "True", uredisv1alpha1.ReasonRefreshed, refreshedMessage),
+			condition(uredisv1alpha1.ConditionReconciling, "True", "Refreshing", "fetching a new link"))),
 		want: Progressing, message: "Refreshed: " + refreshedMessage,
 		kstatus: status.InProgressStatus,
 	}, {
 		name: "the API refused the spec for good",
 		obj: export(2, observed(2,
-			condition("Ready", "False", "ProviderRejected", rejectedMessage),
-			condition("Stalled", "True", "ProviderRejected", rejectedMessage))),
+			condition(uredisv1alpha1.ConditionReady, "False", uredisv1alpha1.ReasonProviderRejected, rejectedMessage),
+			condition(uredisv1alpha1.ConditionStalled, "True", uredisv1alpha1.ReasonProviderRejected, rejectedMessage))),
 		want: Degraded, message: "ProviderRejected: " + rejectedMessage,
 		kstatus: status.FailedStatus,
 	}, {
 		name: "the credentials Secret is missing, Stalled listed first",
 		obj: export(2, observed(2,
-			condition("Stalled", "True", "CredentialsNotFound", missingMessage),
-			condition("Ready", "False", "CredentialsNotFound", missingMessage))),
+			condition(uredisv1alpha1.ConditionStalled, "True", uredisv1alpha1.ReasonCredentialsNotFound, missingMessage),
+			condition(uredisv1alpha1.ConditionReady, "False", uredisv1alpha1.ReasonCredentialsNotFound, missingMessage))),
 		want: Degraded, message: "CredentialsNotFound: " + missingMessage,
 		kstatus: status.FailedStatus,
 	}, {
 		name: "Stalled without a Ready condition",
-		obj:  export(2, observed(2, condition("Stalled", "True", "SecretConflict", "the Secret belongs to someone else"))),
+		obj:  export(2, observed(2, condition(uredisv1alpha1.ConditionStalled, "True", uredisv1alpha1.ReasonSecretConflict, "the Secret belongs to someone else"))),
 		want: Degraded, message: "SecretConflict: the Secret belongs to someone else",
 		kstatus: status.FailedStatus,
 	}, {
 		name: "Ready False without Reconciling or Stalled",
-		obj:  export(2, observed(2, condition("Ready", "False", "ProviderUnavailable", "HTTP 503"))),
+		obj:  export(2, observed(2, condition(uredisv1alpha1.ConditionReady, "False", uredisv1alpha1.ReasonProviderUnavailable, "HTTP 503"))),
 		want: Progressing, message: "ProviderUnavailable: HTTP 503",
 		kstatus: status.InProgressStatus,
 	}, {
 		name: "Ready Unknown",
-		obj:  export(2, observed(2, condition("Ready", "Unknown", "", "checking"))),
+		obj:  export(2, observed(2, condition(uredisv1alpha1.ConditionReady, "Unknown", "", "checking"))),
 		want: Progressing, message: "checking",
 		kstatus: status.InProgressStatus,
 	}, {
@@ -252,36 +250,32 @@ func TestRunIsArgoCDsSandbox(t *testing.T) {
 	}
 }
 
-// TestConfigMapPatch: config/argocd/argocd-cm-patch.yaml patches Argo CD's
-// argocd-cm with exactly config/argocd/health.lua, under the key Argo CD
-// looks up for this API group and kind.
-func TestConfigMapPatch(t *testing.T) {
-	path, err := ShippedScriptPath()
+// TestConfigMapGenerator: config/argocd generates Argo CD's argocd-cm with
+// health.lua under the key Argo CD looks up for this API group and kind.
+func TestConfigMapGenerator(t *testing.T) {
+	path, err := shippedScriptPath()
 	if err != nil {
 		t.Fatal(err)
 	}
-	text, err := os.ReadFile(filepath.Join(filepath.Dir(path), "argocd-cm-patch.yaml"))
+	text, err := os.ReadFile(filepath.Join(filepath.Dir(path), "kustomization.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cm corev1.ConfigMap
-	if err := yaml.UnmarshalStrict(text, &cm); err != nil {
+	var k struct {
+		Namespace          string `json:"namespace"`
+		ConfigMapGenerator []struct {
+			Name  string   `json:"name"`
+			Files []string `json:"files"`
+		} `json:"configMapGenerator"`
+	}
+	if err := yaml.Unmarshal(text, &k); err != nil {
 		t.Fatal(err)
 	}
-	if cm.APIVersion != "v1" || cm.Kind != "ConfigMap" || cm.Name != "argocd-cm" || cm.Namespace != "argocd" {
-		t.Errorf("patches %s %s %s/%s, want v1 ConfigMap argocd/argocd-cm", cm.APIVersion, cm.Kind, cm.Namespace, cm.Name)
-	}
-	if want := "resource.customizations.health." + uredisv1alpha1.GroupVersion.Group + "_RedisBackupExport"; ConfigMapKey != want {
+	if want := "resource.customizations.health." + uredisv1alpha1.GroupVersion.Group + "_" + uredisv1alpha1.GroupVersionKind.Kind; ConfigMapKey != want {
 		t.Errorf("ConfigMapKey is %q, Argo CD looks up %q", ConfigMapKey, want)
 	}
-	if len(cm.Data) != 1 {
-		t.Errorf("want only the health check in data, got keys %v", slices.Sorted(maps.Keys(cm.Data)))
-	}
-	script, ok := cm.Data[ConfigMapKey]
-	if !ok {
-		t.Fatalf("no key %s in data (keys %v)", ConfigMapKey, slices.Sorted(maps.Keys(cm.Data)))
-	}
-	if script != shippedScript(t) {
-		t.Errorf("the script in argocd-cm-patch.yaml differs from health.lua; copy health.lua into it, indented by four spaces")
+	if k.Namespace != "argocd" || len(k.ConfigMapGenerator) != 1 || k.ConfigMapGenerator[0].Name != "argocd-cm" ||
+		!slices.Equal(k.ConfigMapGenerator[0].Files, []string{ConfigMapKey + "=health.lua"}) {
+		t.Errorf("config/argocd must generate argocd/argocd-cm with only %s=health.lua: %+v", ConfigMapKey, k)
 	}
 }

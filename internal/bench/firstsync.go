@@ -230,7 +230,7 @@ func floorSecret(export *uredisv1alpha1.RedisBackupExport, link cloud.BackupLink
 				"uredis.dezai.com/data-hash":  hash(data),
 				"uredis.dezai.com/export-uid": string(export.UID),
 			},
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(export, uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport"))},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(export, uredisv1alpha1.GroupVersionKind)},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: data,

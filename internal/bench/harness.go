@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"debug/buildinfo"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -80,7 +79,7 @@ func newHarness(ctx context.Context, cfg Config, logf func(string, ...any)) (h *
 	if h.workDir, err = os.MkdirTemp("", "uredis-bench-"); err != nil {
 		return nil, err
 	}
-	root, err := repoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -249,25 +248,4 @@ func (h *Harness) launch(flags []string) (*Process, error) {
 // default flags, whose --api-qps 10 paces it at n/10 seconds.
 func readyTimeout(n int) time.Duration {
 	return 2*time.Minute + time.Duration(n)*250*time.Millisecond
-}
-
-// repoRoot finds the module root above the working directory; the manager
-// is built from there.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			if _, err := os.Stat(filepath.Join(dir, "main.go")); err == nil {
-				return dir, nil
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("cannot find the repository root (go.mod and main.go) above the working directory")
-		}
-		dir = parent
-	}
 }

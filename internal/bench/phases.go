@@ -81,9 +81,12 @@ func (h *Harness) syncFigure(ctx context.Context, flags []string, repeats int, w
 	var restart *RestartResult
 	for r := range repeats {
 		last := r == repeats-1
+		// The API server's requests are reported for the first sync's last
+		// run (figure 10), the run whose operator is restarted.
+		countRequests := last && restartAfterLast
 		var before map[[2]string]float64
 		var err error
-		if last {
+		if countRequests {
 			if before, err = h.apiServerRequests(ctx); err != nil {
 				return fig, nil, err
 			}
@@ -92,7 +95,7 @@ func (h *Harness) syncFigure(ctx context.Context, flags []string, repeats int, w
 		if err != nil {
 			return fig, nil, err
 		}
-		if last {
+		if countRequests {
 			after, err := h.apiServerRequests(ctx)
 			if err != nil {
 				_ = h.stopAndEmpty(ctx, op)

@@ -146,11 +146,17 @@ func (p *Process) Exited() (bool, error) {
 	}
 }
 
+// exitedError reports that the manager exited unexpectedly, with how and
+// the end of its log.
+func (p *Process) exitedError(what string, err error) error {
+	return fmt.Errorf("the manager %s (%v); its log: %s", what, err, p.LogTail(20)) //nolint:errorlint // err is nil after a clean exit, which %w would print as %!w(<nil>)
+}
+
 // Stop sends SIGTERM, as the kubelet does, and waits for a clean exit;
 // after timeout the process is killed.
 func (p *Process) Stop(timeout time.Duration) error {
 	if exited, err := p.Exited(); exited {
-		return fmt.Errorf("the manager had already exited (%v); its log: %s", err, p.LogTail(20)) //nolint:errorlint // err is nil after a clean exit, which %w would print as %!w(<nil>)
+		return p.exitedError("had already exited", err)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return err
@@ -213,7 +219,7 @@ func (p *Process) WaitReconciled(ctx context.Context, want float64, timeout time
 	defer cancel()
 	for {
 		if exited, err := p.Exited(); exited {
-			return fmt.Errorf("the manager exited (%v); its log: %s", err, p.LogTail(20)) //nolint:errorlint // err is nil after a clean exit, which %w would print as %!w(<nil>)
+			return p.exitedError("exited", err)
 		}
 		if total, err := p.ReconcileTotal(ctx); err == nil && total >= want {
 			return nil

@@ -52,7 +52,7 @@ func waitScheduled(ctx context.Context, p *Process, resources int, interval, tim
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if exited, err := p.Exited(); exited {
-			return 0, time.Time{}, fmt.Errorf("the manager exited (%v); its log: %s", err, p.LogTail(20)) //nolint:errorlint // err is nil after a clean exit, which %w would print as %!w(<nil>)
+			return 0, time.Time{}, p.exitedError("exited", err)
 		}
 		scrape, err := p.Metrics(ctx)
 		seen := time.Now()

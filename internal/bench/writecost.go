@@ -21,6 +21,7 @@ import (
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/testenv"
 )
 
 // The write-cost comparison asks what one create and one status patch of
@@ -203,7 +204,7 @@ func statusPatch(kind string, obj client.Object) ([]byte, error) {
 // schema changed by schema, and waits until it serves.
 func (h *Harness) installCopy(ctx context.Context, kind string, schema func(map[string]any) error) error {
 	group := copyGroups[kind]
-	root, err := repoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		return err
 	}

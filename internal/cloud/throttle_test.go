@@ -183,3 +183,17 @@ func TestThrottlePauseHoldsBackCallsWaitingForAToken(t *testing.T) {
 		t.Fatalf("Wait for key-a = %v: a call must not go out once its key is paused", err)
 	}
 }
+
+func TestThrottleRateLimits(t *testing.T) {
+	th := NewThrottle(20, 2)
+	start := time.Now()
+	for range 6 {
+		if err := th.Wait(context.Background(), "key"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 2 at once, then 4 more at 20/s: at least 150ms.
+	if elapsed := time.Since(start); elapsed < 150*time.Millisecond {
+		t.Fatalf("6 calls at 20 qps burst 2 took %v", elapsed)
+	}
+}

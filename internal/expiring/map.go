@@ -59,9 +59,10 @@ func (m *Map[K, V]) sweep(now time.Time) {
 func (m *Map[K, V]) Get(key K) (V, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sweep(m.now())
+	now := m.now()
+	m.sweep(now)
 	e, ok := m.entries[key]
-	if !ok || m.now().Sub(e.putAt) > m.ttl {
+	if !ok || now.Sub(e.putAt) > m.ttl {
 		var zero V
 		return zero, false
 	}

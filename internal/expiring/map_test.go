@@ -16,14 +16,20 @@ func TestMap(t *testing.T) {
 	if _, ok := m.Get("a"); ok {
 		t.Fatal("an expired entry must not be returned")
 	}
-	m.Put("b", 2) // more than ttl since the last sweep: "a" goes
-	if m.Len() != 1 {
-		t.Fatalf("expired entries must be swept, %d left", m.Len())
+	if m.Len() != 0 {
+		t.Fatalf("Get, more than ttl after the last sweep, must sweep: %d left", m.Len())
 	}
+	m.Put("b", 2)
 	clock = clock.Add(time.Second)
 	m.Put("c", 3) // within ttl of the last sweep: no sweep, nothing expired anyway
 	m.Delete("b")
 	if _, ok := m.Get("b"); ok || m.Len() != 1 {
 		t.Fatal("Delete must remove the entry")
+	}
+	// Put sweeps too: "c" expires, and nothing but Put touches the map.
+	clock = clock.Add(11 * time.Second)
+	m.Put("d", 4)
+	if m.Len() != 1 {
+		t.Fatalf("Put, more than ttl after the last sweep, must sweep: %d left", m.Len())
 	}
 }

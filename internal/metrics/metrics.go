@@ -39,7 +39,7 @@ var (
 	refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: namespace,
 		Name:      "refreshes_total",
-		Help:      "Refresh attempts by result (success, failure) and reason (Refreshed, or the failure's reason as the Ready condition names it).",
+		Help:      "Refresh attempts by result (success, failure) and reason (Refreshed, or the failure's own reason, never RefreshFailing or LinkExpired, which describe the link).",
 	}, []string{"result", "reason"})
 )
 

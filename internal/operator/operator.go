@@ -19,7 +19,6 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -42,6 +41,9 @@ import (
 	"github.com/dezai/uredis-backup-operator/internal/metrics"
 	"github.com/dezai/uredis-backup-operator/internal/schedule"
 )
+
+// LeaderElectionID names the Lease the replicas elect their leader with.
+const LeaderElectionID = "uredis-backup-operator.uredis.dezai.com"
 
 // Options configure the operator; BindFlags exposes them as flags.
 type Options struct {
@@ -275,7 +277,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
 		PprofBindAddress:        o.PprofBindAddress,
 		LeaderElection:          o.LeaderElection,
-		LeaderElectionID:        "uredis-backup-operator.uredis.dezai.com",
+		LeaderElectionID:        LeaderElectionID,
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		Controller:              config.Controller{SkipNameValidation: &o.InProcessTestManagers},
 		NewClient:               wrappedClient(o.WrapClient),
@@ -370,7 +372,7 @@ func secretMetadataCache(mgr ctrl.Manager, namespaces []string) (cache.Cache, er
 		Mapper:               mgr.GetRESTMapper(),
 		DefaultNamespaces:    namespaceConfigs(namespaces),
 		DefaultLabelSelector: labels.NewSelector().Add(*notManaged),
-		DefaultTransform:     identityOnly,
+		DefaultTransform:     controllers.CacheSecretIdentity,
 	})
 }
 
@@ -433,21 +435,4 @@ func compactExport(obj any) (any, error) {
 	export.ManagedFields = nil
 	delete(export.Annotations, corev1.LastAppliedConfigAnnotation)
 	return export, nil
-}
-
-func identityOnly(obj any) (any, error) {
-	meta, ok := obj.(*metav1.PartialObjectMetadata)
-	if !ok {
-		return obj, nil
-	}
-	identity := &metav1.PartialObjectMetadata{
-		TypeMeta: meta.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            meta.Name,
-			Namespace:       meta.Namespace,
-			UID:             meta.UID,
-			ResourceVersion: meta.ResourceVersion,
-		},
-	}
-	return identity, nil
 }

@@ -60,9 +60,9 @@ type Decision struct {
 	Action Action
 	// Reason says why, for logs.
 	Reason string
-	// Declined: a pending force-refresh request is acknowledged without a
-	// refresh, for the reason in Reason.
-	Declined bool
+	// Declined says why a pending force-refresh request is acknowledged
+	// without a refresh; NotDeclined otherwise.
+	Declined Decline
 	// Forced: the refresh is the one a force-refresh request asked for, and
 	// wants a link of its own rather than one another resource just got.
 	Forced bool
@@ -81,14 +81,26 @@ func Decide(p Policy, o Observation) Decision {
 	held := o.CredentialsRefused && !o.CredentialsChanged && !due
 	decision := decide(o, due, linkUsable, held, o.RefreshRequested && !held && !p.tooSoonToForce(o))
 	if o.RefreshRequested && decision.Action == Wait {
-		decision.Declined = true
-		decision.Reason = "refresh requested too soon after the last attempt"
+		decision.Declined, decision.Reason = DeclinedTooSoon, "refresh requested too soon after the last attempt"
 		if held {
-			decision.Reason = "refresh requested while the credentials stay rejected"
+			decision.Declined, decision.Reason = DeclinedCredentialsRejected, "refresh requested while the credentials stay rejected"
 		}
 	}
 	return decision
 }
+
+// Decline is why a force-refresh request is turned down.
+type Decline int
+
+const (
+	NotDeclined Decline = iota
+	// DeclinedTooSoon: less than Policy.ForcedRefreshMinInterval after the
+	// last attempt.
+	DeclinedTooSoon
+	// DeclinedCredentialsRejected: the provider rejected the credentials,
+	// and they have not changed.
+	DeclinedCredentialsRejected
+)
 
 func decide(o Observation, due, linkUsable, held, forced bool) Decision {
 	switch {

@@ -18,8 +18,8 @@ func TestDecide(t *testing.T) {
 		name string
 		obs  Observation
 		want Action
-		// declined: a pending force-refresh request is turned down.
-		declined bool
+		// declined: why a pending force-refresh request is turned down.
+		declined Decline
 	}{
 		{name: "new resource", obs: Observation{Now: now}, want: Refresh},
 		{name: "fresh link: wait for the planned refresh", obs: fresh, want: Wait},
@@ -52,14 +52,14 @@ func TestDecide(t *testing.T) {
 		}), want: Refresh},
 		{name: "force refresh 10 s after the last attempt: declined", obs: with(func(o *Observation) {
 			o.RefreshRequested, o.LastAttempt = true, now.Add(-10*time.Second)
-		}), want: Wait, declined: true},
+		}), want: Wait, declined: DeclinedTooSoon},
 		{name: "force refresh too soon, but the refresh is due anyway", obs: with(func(o *Observation) {
 			o.RefreshRequested, o.LastAttempt, o.NextAttempt = true, now.Add(-10*time.Second), now
 		}), want: Refresh},
 		{name: "credentials rejected: a forced refresh waits for the slow retry", obs: with(func(o *Observation) {
 			o.WaitingOnUser, o.CredentialsRefused, o.RefreshRequested = true, true, true
 			o.LastAttempt, o.NextAttempt = now.Add(-time.Hour), now.Add(10*time.Minute)
-		}), want: Wait, declined: true},
+		}), want: Wait, declined: DeclinedCredentialsRejected},
 		{name: "credentials rejected: a spec change waits for the slow retry", obs: with(func(o *Observation) {
 			o.WaitingOnUser, o.CredentialsRefused, o.SpecChanged, o.NextAttempt = true, true, true, now.Add(10*time.Minute)
 		}), want: Wait},
@@ -98,7 +98,7 @@ func TestOnlyTheForcedRefreshAsksForAnAnswerOfItsOwn(t *testing.T) {
 	// forced one (it may take another resource's recent answer).
 	lost := Decide(p, Observation{Now: now, HasLink: true, ExpiresAt: now.Add(time.Hour), NextAttempt: now.Add(time.Minute), SecretInSync: false,
 		RefreshRequested: true, LastAttempt: now.Add(-time.Second)})
-	if lost.Action != Refresh || lost.Forced || lost.Declined {
+	if lost.Action != Refresh || lost.Forced || lost.Declined != NotDeclined {
 		t.Errorf("a lost Secret refreshes without forcing: %+v", lost)
 	}
 }

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	mathrand "math/rand"
+	"slices"
 	"time"
 )
 
@@ -111,7 +112,7 @@ func (s *Server) takeFault(publicKey string) (Fault, time.Duration) {
 func (f *faultState) next(publicKey string) Fault {
 	for i, fault := range f.queue {
 		if fault.appliesTo(publicKey) {
-			f.queue = append(f.queue[:i:i], f.queue[i+1:]...)
+			f.queue = slices.Delete(f.queue, i, i+1)
 			return fault
 		}
 	}

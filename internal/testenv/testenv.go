@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/dezai/uredis-backup-operator/internal/operator"
 )
@@ -30,7 +32,7 @@ func Start() (*Env, error) {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: run through `make test` (or `make control-plane` and export KUBEBUILDER_ASSETS=bin/k8s/<version>)")
 	}
-	root, err := repoRoot()
+	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -59,8 +61,10 @@ func Start() (*Env, error) {
 // Stop stops the control plane.
 func (e *Env) Stop() error { return e.env.Stop() }
 
-// repoRoot finds the directory holding the operator's go.mod.
-func repoRoot() (string, error) {
+// RepoRoot finds the repository's root (the directory holding config/crd)
+// above the working directory, as tests and the benchmark run from inside
+// the tree.
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
@@ -96,4 +100,30 @@ func Run(tests interface{ Run() int }, use func(*Env) error) int {
 		return 1
 	}
 	return tests.Run()
+}
+
+// TB is the part of testing.TB StartManager uses.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
+// StartManager runs mgr until ctx ends, or the test does, and returns a
+// function that stops it and waits until it has stopped (also run at
+// cleanup; calling it twice is fine). A manager that stops with an error
+// fails the test.
+func StartManager(t TB, ctx context.Context, mgr manager.Manager) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			t.Errorf("manager stopped: %v", err)
+		}
+	}()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
 }

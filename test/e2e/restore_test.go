@@ -24,6 +24,7 @@ import (
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/operator"
 	"github.com/dezai/uredis-backup-operator/internal/simulator"
+	"github.com/dezai/uredis-backup-operator/internal/testenv"
 )
 
 const (
@@ -195,15 +196,7 @@ func startOperator(ctx context.Context, t *testing.T, g Gomega, ns, endpoint, ca
 	opts.Policy.MinMargin, opts.Policy.MinUsefulLifetime = 3*time.Second, 10*time.Second
 	mgr, err := operator.NewManager(env.Config, opts)
 	g.Expect(err).NotTo(HaveOccurred())
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager stopped: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	testenv.StartManager(t, ctx, mgr)
 }
 
 func readyStatus(ctx context.Context, ns, name string) string {

@@ -6,9 +6,10 @@
 // redis-server and restored into another one with the sample script
 // config/samples/restore/restore.sh.
 //
-// The tests need redis-server, redis-cli and redis-check-rdb (Debian package
-// redis-server). Without them they are skipped, unless E2E_REQUIRE_REDIS=1
-// (as in CI), which makes their absence a failure.
+// The tests that run Redis need redis-server, redis-cli and redis-check-rdb
+// (Debian package redis-server). Without them they are skipped, unless
+// E2E_REQUIRE_REDIS=1 (as in CI), which makes their absence a failure. The
+// restore script's own checks need only bash and curl.
 package e2e
 
 import (

@@ -64,12 +64,15 @@ type staleSecretCache struct {
 	client.Client
 	name   string
 	frozen atomic.Pointer[metav1.PartialObjectMetadata]
+	// served counts the reads answered with the frozen metadata.
+	served atomic.Int32
 }
 
 func (c *staleSecretCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
 	if meta, ok := obj.(*metav1.PartialObjectMetadata); ok && key.Name == c.name {
 		if frozen := c.frozen.Load(); frozen != nil {
 			frozen.DeepCopyInto(meta)
+			c.served.Add(1)
 			return nil
 		}
 	}
@@ -103,6 +106,7 @@ func TestSecretPatchNeverLandsOnARecreatedSecret(t *testing.T) {
 	f.annotate("victim", uredisv1alpha1.AnnotationRefreshRequestedAt, "now")
 
 	f.g.Eventually(func() int { return f.sim.CallCount("") }).WithTimeout(10*time.Second).Should(BeNumerically(">", calls), "the refresh was attempted")
+	f.g.Expect(stale.served.Load()).To(BeNumerically(">", 0), "the operator saw the stale metadata, and so patched rather than created")
 	f.g.Consistently(func() map[string][]byte {
 		s, _ := f.secret("victim")
 		return s.Data
@@ -207,8 +211,7 @@ func TestOneNamespaceCannotStarveAnother(t *testing.T) {
 			o.Policy.ForcedRefreshMinInterval = interval
 			o.Policy.MinUsefulLifetime = 20 * time.Second
 		}))
-	f.g.Expect(f.c.Create(f.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: quietNS}})).To(Succeed())
-	noisy2 := f.sibling(noisyNS2)
+	quiet, noisy2 := f.sibling(quietNS), f.sibling(noisyNS2)
 	f.createCredentials("cloud-credentials", noisyPublic, "noisy-private-key")
 	noisy2.createCredentials("cloud-credentials", noisyPublic, "noisy-private-key")
 	noisyIn := func(i int) *fixture {
@@ -217,31 +220,29 @@ func TestOneNamespaceCannotStarveAnother(t *testing.T) {
 		}
 		return f
 	}
-	f.g.Expect(f.c.Create(f.ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "cloud-credentials", Namespace: quietNS},
-		StringData: map[string]string{"publicKey": quietPublic, "privateKey": "quiet-private-key"},
-	})).To(Succeed())
+	quiet.createCredentials("cloud-credentials", quietPublic, "quiet-private-key")
 	for i := range noisyResources {
 		fx := noisyIn(i)
 		fx.create(fx.newExport(fmt.Sprintf("noisy-%02d", i), func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = fmt.Sprintf("noisy-%03d", i) }))
 	}
 	for i := range 2 {
-		e := f.newExport(fmt.Sprintf("quiet-%d", i), func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = fmt.Sprintf("quiet-%03d", i) })
-		e.Namespace = quietNS
-		f.g.Expect(f.c.Create(f.ctx, e)).To(Succeed())
+		quiet.create(quiet.newExport(fmt.Sprintf("quiet-%d", i), func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = fmt.Sprintf("quiet-%03d", i) }))
 	}
 
 	// The noisy tenants: a new force-refresh value on one of their
 	// resources every 50 ms, round robin.
 	ctx, stop := context.WithCancel(f.ctx)
 	var wg sync.WaitGroup
+	var requests atomic.Int32
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for i := 0; ctx.Err() == nil; i++ {
 			export := &uredisv1alpha1.RedisBackupExport{ObjectMeta: metav1.ObjectMeta{Namespace: noisyIn(i % noisyResources).ns, Name: fmt.Sprintf("noisy-%02d", i%noisyResources)}}
 			patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:"%d"}}}`, uredisv1alpha1.AnnotationRefreshRequestedAt, i))
-			_ = f.c.Patch(ctx, export, client.RawPatch(types.MergePatchType, patch))
+			if f.c.Patch(ctx, export, client.RawPatch(types.MergePatchType, patch)) == nil {
+				requests.Add(1)
+			}
 			select {
 			case <-ctx.Done():
 			case <-time.After(50 * time.Millisecond):
@@ -251,8 +252,8 @@ func TestOneNamespaceCannotStarveAnother(t *testing.T) {
 	defer func() { stop(); wg.Wait() }()
 
 	quietExpiry := func(name string) (time.Time, error) {
-		secret := &corev1.Secret{}
-		if err := f.c.Get(f.ctx, types.NamespacedName{Namespace: quietNS, Name: name}, secret); err != nil {
+		secret, err := quiet.secret(name)
+		if err != nil {
 			return time.Time{}, err
 		}
 		return time.Parse(time.RFC3339, string(secret.Data[uredisv1alpha1.KeyExpiresAt]))
@@ -276,7 +277,15 @@ func TestOneNamespaceCannotStarveAnother(t *testing.T) {
 		time.Sleep(tick)
 	}
 	noisyCalls := countCalls(f.sim, noisyPublic) - noisyBefore
-	t.Logf("noisy namespaces: %d calls in %s; quiet namespace: %d calls, %s of expired link", noisyCalls, window, countCalls(f.sim, quietPublic), expired)
+	// The flood happened, and the operator took it in: every noisy
+	// resource has acknowledged requests.
+	f.g.Expect(int(requests.Load())).To(BeNumerically(">", int(window/(100*time.Millisecond))), "force-refresh requests written")
+	for i := range noisyResources {
+		fx := noisyIn(i)
+		f.g.Eventually(func() string { return fx.get(fmt.Sprintf("noisy-%02d", i)).Status.LastHandledRefreshRequest }).
+			WithTimeout(30*time.Second).ShouldNot(BeEmpty(), "noisy-%02d acknowledged no request", i)
+	}
+	t.Logf("noisy namespaces: %d requests, %d calls in %s; quiet namespace: %d calls, %s of expired link", requests.Load(), noisyCalls, window, countCalls(f.sim, quietPublic), expired)
 	f.g.Expect(expired).To(BeZero(), "the quiet namespace's links never expire")
 	// Each noisy resource: at most one forced refresh per interval, and all
 	// their calls together within the budget.

@@ -147,17 +147,7 @@ func (f *fixture) startManager(opts operator.Options) (stop func()) {
 	f.t.Helper()
 	mgr, err := operator.NewManager(env.Config, opts)
 	f.g.Expect(err).NotTo(HaveOccurred())
-	ctx, cancel := context.WithCancel(f.ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			f.t.Errorf("manager stopped: %v", err)
-		}
-	}()
-	stop = func() { cancel(); <-done }
-	f.t.Cleanup(stop)
-	return stop
+	return testenv.StartManager(f.t, f.ctx, mgr)
 }
 
 func (f *fixture) createCredentials(name, public, private string) {

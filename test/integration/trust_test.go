@@ -146,16 +146,20 @@ type gitopsView struct {
 	argocd  argocd.Health
 }
 
+// shippedHealthScript reads config/argocd/health.lua once, not on every
+// poll.
+var shippedHealthScript = sync.OnceValues(argocd.ShippedScript)
+
 func (f *fixture) gitopsViewOf(name string) gitopsView {
 	f.t.Helper()
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport"))
+	u.SetGroupVersionKind(uredisv1alpha1.GroupVersionKind)
 	f.g.Expect(f.c.Get(f.ctx, types.NamespacedName{Namespace: f.ns, Name: name}, u)).To(Succeed())
 	export := &uredisv1alpha1.RedisBackupExport{}
 	f.g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, export)).To(Succeed())
 	res, err := status.Compute(u)
 	f.g.Expect(err).NotTo(HaveOccurred())
-	script, err := argocd.ShippedScript()
+	script, err := shippedHealthScript()
 	f.g.Expect(err).NotTo(HaveOccurred())
 	health, err := argocd.Run(script, u)
 	f.g.Expect(err).NotTo(HaveOccurred(), "the Argo CD health check failed (Argo CD would show Unknown)")

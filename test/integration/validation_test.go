@@ -76,7 +76,7 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			g := NewWithT(t)
 			obj := &unstructured.Unstructured{Object: map[string]any{"spec": tt.spec}}
-			obj.SetGroupVersionKind(uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport"))
+			obj.SetGroupVersionKind(uredisv1alpha1.GroupVersionKind)
 			obj.SetNamespace(ns)
 			obj.SetName(tt.objName)
 			if tt.objName == "" {
@@ -102,7 +102,7 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		}),
 	} {
 		valid := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
-		valid.SetGroupVersionKind(uredisv1alpha1.GroupVersion.WithKind("RedisBackupExport"))
+		valid.SetGroupVersionKind(uredisv1alpha1.GroupVersionKind)
 		valid.SetNamespace(ns)
 		valid.SetName(fmt.Sprintf("valid-%d", i))
 		g.Expect(env.Client.Create(ctx, valid)).To(Succeed())

@@ -31,16 +31,9 @@ func TestServerSideDryRun(t *testing.T) {
 		built[dir] = build(t, dir)
 	}
 	// A dry-run Namespace is not persisted, and the objects meant to go
-	// into it would be rejected without it: create those for real. So are
-	// the namespaces a kustomization expects to exist without creating them
-	// (config/namespaced binds roles in the namespaces the operator watches).
+	// into it would be rejected without it: create those for real.
 	for _, dir := range dirs {
 		ensureNamespaces(t, built[dir])
-		for _, o := range built[dir] {
-			if ns := o.GetNamespace(); ns != "" {
-				createNamespace(t, ns, nil)
-			}
-		}
 	}
 	createNamespace(t, currentNamespace, nil)
 
@@ -59,18 +52,7 @@ func TestServerSideDryRun(t *testing.T) {
 // to the metrics Service, selects it and names one of its ports.
 func TestPrometheusComponentWhenEnabled(t *testing.T) {
 	g := NewWithT(t)
-	dir := t.TempDir()
-	g.Expect(os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot, "config")))).To(Succeed())
-	kustomization := filepath.Join(dir, "default", "kustomization.yaml")
-	content, err := os.ReadFile(kustomization)
-	g.Expect(err).NotTo(HaveOccurred())
-	const commented = "# - ../prometheus"
-	g.Expect(string(content)).To(ContainSubstring(commented),
-		"config/default/kustomization.yaml no longer offers ../prometheus as a commented resource; update this test")
-	enabled := strings.Replace(string(content), commented, "- ../prometheus", 1)
-	g.Expect(os.WriteFile(kustomization, []byte(enabled), 0o644)).To(Succeed())
-
-	objects := buildAt(t, filepath.Join(dir, "default"))
+	objects := buildDefaultWith(t, "../prometheus")
 	monitor := single(t, objects, "ServiceMonitor")
 	service := single(t, objects, "Service")
 	g.Expect(monitor.GetNamespace()).To(Equal(service.GetNamespace()), "the ServiceMonitor must be in the Service's namespace")
@@ -150,13 +132,42 @@ func dryRunApply(t *testing.T, o *unstructured.Unstructured) {
 }
 
 // ensureNamespaces creates (for real, with server-side apply) the Namespaces
-// among objects.
+// among objects, then any other namespace the objects name: those an install
+// expects to exist without creating them (config/namespaced binds roles in
+// the namespaces the operator watches, config/argocd patches Argo CD's).
 func ensureNamespaces(t *testing.T, objects []*unstructured.Unstructured) {
 	t.Helper()
 	for _, ns := range ofKind(objects, "Namespace") {
 		NewWithT(t).Expect(env.Client.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(ns.DeepCopy()), client.FieldOwner(fieldOwner))).
 			To(Succeed(), "creating %s", describe(ns))
 	}
+	for _, o := range objects {
+		if ns := o.GetNamespace(); ns != "" {
+			createNamespace(t, ns, nil)
+		}
+	}
+}
+
+// buildDefaultWith builds config/default with the optional resources its
+// kustomization.yaml offers as commented lines (such as "../prometheus")
+// enabled, the way it tells users to: in a copy of config/.
+func buildDefaultWith(t *testing.T, components ...string) []*unstructured.Unstructured {
+	t.Helper()
+	g := NewWithT(t)
+	dir := t.TempDir()
+	g.Expect(os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot, "config")))).To(Succeed())
+	kustomization := filepath.Join(dir, "default", "kustomization.yaml")
+	content, err := os.ReadFile(kustomization)
+	g.Expect(err).NotTo(HaveOccurred())
+	enabled := string(content)
+	for _, component := range components {
+		commented := "# - " + component
+		g.Expect(enabled).To(ContainSubstring(commented),
+			"config/default/kustomization.yaml no longer offers %s as a commented resource; update this test", component)
+		enabled = strings.Replace(enabled, commented, "- "+component, 1)
+	}
+	g.Expect(os.WriteFile(kustomization, []byte(enabled), 0o644)).To(Succeed())
+	return buildAt(t, filepath.Join(dir, "default"))
 }
 
 // createNamespace creates a namespace with the given labels (if it does not

@@ -40,6 +40,7 @@ import (
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/operator"
 	"github.com/dezai/uredis-backup-operator/internal/simulator"
+	"github.com/dezai/uredis-backup-operator/internal/testenv"
 )
 
 // leastPrivilegeInstalls are the kustomizations that install the operator
@@ -99,11 +100,6 @@ func install(t *testing.T, dir string) *installation {
 
 	// The namespaces the install lives in, or expects (the watched ones).
 	ensureNamespaces(t, in.objects)
-	for _, o := range in.objects {
-		if ns := o.GetNamespace(); ns != "" {
-			createNamespace(t, ns, nil)
-		}
-	}
 	for _, o := range in.objects {
 		switch {
 		case o.GetKind() == "Namespace" || slices.Contains(skippedKinds, o.GetKind()):
@@ -450,21 +446,14 @@ func (in *installation) testEndToEnd(t *testing.T) {
 	// The Lease outlives the manager (it does not release it on stop): the
 	// next install's manager would wait for it to expire.
 	t.Cleanup(func() {
-		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: in.account.Namespace, Name: "uredis-backup-operator.uredis.dezai.com"}}
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: in.account.Namespace, Name: operator.LeaderElectionID}}
 		if err := env.Client.Delete(context.Background(), lease); err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("deleting the leader election Lease: %v", err)
 		}
 	})
 	mgr, err := operator.NewManager(in.managerConfig, opts)
 	g.Expect(err).NotTo(HaveOccurred())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			t.Errorf("manager stopped: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	testenv.StartManager(t, ctx, mgr)
 
 	credentials := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-cloud-credentials"},

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -20,21 +19,7 @@ import (
 // the repository, and that the API server accepts them (dry-run).
 func TestAlertsAndDashboardWhenEnabled(t *testing.T) {
 	g := NewWithT(t)
-	dir := t.TempDir()
-	g.Expect(os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot, "config")))).To(Succeed())
-	kustomization := filepath.Join(dir, "default", "kustomization.yaml")
-	content, err := os.ReadFile(kustomization)
-	g.Expect(err).NotTo(HaveOccurred())
-	enabled := string(content)
-	for _, component := range []string{"../prometheus", "../alerts", "../dashboard"} {
-		commented := "# - " + component
-		g.Expect(enabled).To(ContainSubstring(commented),
-			"config/default/kustomization.yaml no longer offers %s as a commented resource; update this test", component)
-		enabled = strings.Replace(enabled, commented, "- "+component, 1)
-	}
-	g.Expect(os.WriteFile(kustomization, []byte(enabled), 0o644)).To(Succeed())
-
-	objects := buildAt(t, filepath.Join(dir, "default"))
+	objects := buildDefaultWith(t, "../alerts", "../dashboard")
 	service := single(t, objects, "Service")
 	rule := single(t, objects, "PrometheusRule")
 	g.Expect(rule.GetNamespace()).To(Equal(service.GetNamespace()), "the PrometheusRule belongs with the operator")

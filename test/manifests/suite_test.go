@@ -2,7 +2,9 @@
 // every kustomization builds, every object it produces is accepted by a real
 // kube-apiserver (envtest, server-side dry-run), the manager's Deployment
 // meets the restricted Pod Security Standard, and its RBAC cannot silently
-// grow.
+// grow. leastprivilege_test.go applies the default and the namespaced
+// installs' RBAC and admission policy for real and runs the operator under
+// the manager's own identity.
 //
 // The tests need the envtest binaries (KUBEBUILDER_ASSETS) and the kustomize
 // binary (KUSTOMIZE); `make test` provides both.

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -53,6 +53,8 @@ const (
 	allowedGrowth = 5 << 20
 	// settle is how long the manager is left alone before a figure is read.
 	settle = 3 * time.Second
+	// poll is how often a condition is checked while waiting for it.
+	poll = 100 * time.Millisecond
 	// writers create the Secrets in parallel; more only queue on 2 cores.
 	writers = 4
 
@@ -78,8 +80,11 @@ func TestLabelledSecretsDoNotInflateManagerMemory(t *testing.T) {
 	defer cancel()
 	c := env.Client
 
-	shipped := shippedManager(t)
-	root := repoRoot(t)
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped := shippedManager(t, root)
 	work := t.TempDir()
 	bin, err := bench.BuildManager(ctx, root, work)
 	if err != nil {
@@ -161,7 +166,9 @@ func TestLabelledSecretsDoNotInflateManagerMemory(t *testing.T) {
 	// A running manager.
 	p := start("manager")
 	target := types.NamespacedName{Namespace: warmUpNS, Name: warmUp.TargetSecretName()}
-	if err := waitFor(ctx, time.Minute, func() (bool, error) { return ready(ctx, c, client.ObjectKeyFromObject(warmUp)) }); err != nil {
+	if err := wait.PollUntilContextTimeout(ctx, poll, time.Minute, true, func(ctx context.Context) (bool, error) {
+		return ready(ctx, c, client.ObjectKeyFromObject(warmUp))
+	}); err != nil {
 		fail(p, "the warm-up resource did not become Ready: %v", err)
 	}
 	firstTarget := &corev1.Secret{}
@@ -173,10 +180,7 @@ func TestLabelledSecretsDoNotInflateManagerMemory(t *testing.T) {
 	// The baseline: once start-up has settled, the peak since the start
 	// (VmHWM) and the resident set now.
 	time.Sleep(settle)
-	sampler := startSampler(p.PID())
-	time.Sleep(2 * time.Second)
-	baseline := sampler.read(t)
-	baselineRSS := sampler.maxRSS()
+	baseline := readStatus(t, p)
 	// From here, the kernel's high-water mark covers only what follows, when
 	// it can be reset (Linux 4.0, and the right to write the process's
 	// clear_refs): the peak of the window itself, not only its growth over
@@ -198,7 +202,7 @@ func TestLabelledSecretsDoNotInflateManagerMemory(t *testing.T) {
 	if err := c.Delete(ctx, firstTarget); err != nil {
 		fail(p, "deleting the warm-up resource's Secret: %v", err)
 	}
-	if err := waitFor(ctx, 2*time.Minute, func() (bool, error) {
+	if err := wait.PollUntilContextTimeout(ctx, poll, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		secret := &corev1.Secret{}
 		if err := c.Get(ctx, target, secret); err != nil {
 			return false, client.IgnoreNotFound(err)
@@ -210,31 +214,27 @@ func TestLabelledSecretsDoNotInflateManagerMemory(t *testing.T) {
 	seen := time.Since(writeStart)
 	// A little longer, for whatever the last events set off.
 	time.Sleep(settle)
-	after := sampler.read(t)
-	afterMaxRSS := sampler.stop()
+	after := readStatus(t, p)
 	if exited, err := p.Exited(); exited {
 		fail(p, "the manager exited during the test: %v", err)
 	}
 
-	// The peak over the whole run against the peak before the Secrets
-	// (whether or not the mark was reset, the higher of the two is the
-	// process's peak since its start).
-	peak := max(after.PeakRSS, baseline.PeakRSS)
-	growth := int64(peak) - int64(baseline.PeakRSS)
+	// The peak of the window against the RSS before it when the mark was
+	// reset; otherwise the peak since the start against the peak before the
+	// Secrets (the higher of the two is the process's peak since its start).
+	from, peak := baseline.RSS, after.PeakRSS
+	if !windowPeak {
+		from, peak = baseline.PeakRSS, max(after.PeakRSS, baseline.PeakRSS)
+	}
+	growth := int64(peak) - int64(from)
 	t.Logf("running manager: started (warm-up resource Ready) in %s; %d Secrets of %d KiB written in %s, seen by the manager %s after the first write",
 		startedIn.Round(time.Millisecond), tenantSecrets, tenantSecretSize>>10, wrote.Round(time.Millisecond), seen.Round(time.Millisecond))
-	t.Logf("running manager: before the Secrets, RSS %s, peak RSS since start (VmHWM) %s", mib(baselineRSS), mib(baseline.PeakRSS))
-	if windowPeak {
-		t.Logf("running manager: while and after they were written, peak RSS %s (VmHWM reset before the first write; %+.1f MiB over the RSS before them), highest sampled RSS %s, RSS at the end %s",
-			mib(after.PeakRSS), float64(int64(after.PeakRSS)-int64(baselineRSS))/(1<<20), mib(afterMaxRSS), mib(after.RSS))
-	} else {
-		t.Logf("running manager: while and after they were written, peak RSS since start %s (VmHWM could not be reset), highest sampled RSS %s, RSS at the end %s",
-			mib(after.PeakRSS), mib(afterMaxRSS), mib(after.RSS))
-	}
-	t.Logf("running manager: growth of the peak RSS %+.1f MiB (allowed: %d MiB)", float64(growth)/(1<<20), allowedGrowth>>20)
+	t.Logf("running manager: before the Secrets, RSS %s, peak RSS since start (VmHWM) %s; then peak RSS %s (VmHWM reset before the first write: %v), RSS at the end %s",
+		mib(baseline.RSS), mib(baseline.PeakRSS), mib(after.PeakRSS), windowPeak, mib(after.RSS))
+	t.Logf("running manager: growth %+.1f MiB (allowed: %d MiB)", float64(growth)/(1<<20), allowedGrowth>>20)
 	if growth > allowedGrowth {
 		t.Errorf("%d labelled Secrets of %d KiB in a namespace without any resource raised a running manager's peak RSS by %.1f MiB, from %s to %s; at most %d MiB is allowed",
-			tenantSecrets, tenantSecretSize>>10, float64(growth)/(1<<20), mib(baseline.PeakRSS), mib(peak), allowedGrowth>>20)
+			tenantSecrets, tenantSecretSize>>10, float64(growth)/(1<<20), mib(from), mib(peak), allowedGrowth>>20)
 	}
 
 	// A manager started with the Secrets there: its first list holds them
@@ -254,10 +254,7 @@ func TestLabelledSecretsDoNotInflateManagerMemory(t *testing.T) {
 	}
 	restartedIn := time.Since(restarted.Started)
 	time.Sleep(settle)
-	st, err := bench.ReadProcStatus(restarted.PID())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := readStatus(t, restarted)
 	startGrowth := int64(st.PeakRSS) - int64(baseline.PeakRSS)
 	t.Logf("restarted manager: caches synced and the warm-up resource reconciled in %s; peak RSS since start %s (%+.1f MiB over the first manager's before the Secrets), RSS %s",
 		restartedIn.Round(time.Millisecond), mib(st.PeakRSS), float64(startGrowth)/(1<<20), mib(st.RSS))
@@ -307,81 +304,14 @@ func ready(ctx context.Context, c client.Client, key types.NamespacedName) (bool
 	return meta.IsStatusConditionTrue(export.Status.Conditions, uredisv1alpha1.ConditionReady), nil
 }
 
-// waitFor polls done every 100 ms until it is true, fails, or timeout.
-func waitFor(ctx context.Context, timeout time.Duration, done func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		ok, err := done()
-		switch {
-		case err != nil:
-			return err
-		case ok:
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not within %s", timeout)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// sampler reads a process's VmRSS every 100 ms, for the highest it sees
-// (VmHWM is the exact peak; the samples show how long it lasted).
-type sampler struct {
-	pid  int
-	mu   sync.Mutex
-	high uint64
-	done chan struct{}
-	wg   sync.WaitGroup
-}
-
-func startSampler(pid int) *sampler {
-	s := &sampler{pid: pid, done: make(chan struct{})}
-	s.wg.Go(func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if st, err := bench.ReadProcStatus(pid); err == nil {
-				s.mu.Lock()
-				s.high = max(s.high, st.RSS)
-				s.mu.Unlock()
-			}
-			select {
-			case <-s.done:
-				return
-			case <-tick.C:
-			}
-		}
-	})
-	return s
-}
-
-// read reads the process's status now.
-func (s *sampler) read(t *testing.T) bench.ProcStatus {
+// readStatus reads the manager's memory figures now.
+func readStatus(t *testing.T, p *bench.Process) bench.ProcStatus {
 	t.Helper()
-	st, err := bench.ReadProcStatus(s.pid)
+	st, err := bench.ReadProcStatus(p.PID())
 	if err != nil {
 		t.Fatalf("reading the manager's memory: %v", err)
 	}
 	return st
-}
-
-// maxRSS returns the highest RSS sampled so far and starts over.
-func (s *sampler) maxRSS() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	high := s.high
-	s.high = 0
-	return high
-}
-
-// stop ends the sampling and returns the highest RSS since maxRSS.
-func (s *sampler) stop() uint64 {
-	close(s.done)
-	s.wg.Wait()
-	return s.maxRSS()
 }
 
 // resetPeak sets a process's VmHWM to its VmRSS now (proc(5), clear_refs).
@@ -417,9 +347,9 @@ func (s shipped) env(ns string) map[string]string {
 }
 
 // shippedManager reads the manager's container from config/manager.
-func shippedManager(t *testing.T) shipped {
+func shippedManager(t *testing.T, root string) shipped {
 	t.Helper()
-	manifest, err := os.ReadFile(filepath.Join(repoRoot(t), "config", "manager", "manager.yaml"))
+	manifest, err := os.ReadFile(filepath.Join(root, "config", "manager", "manager.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,24 +390,5 @@ func shippedManager(t *testing.T) shipped {
 			}
 			return s
 		}
-	}
-}
-
-// repoRoot is the module's root, where the manager is built from.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
 	}
 }
