@@ -23,6 +23,11 @@ PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMETHEUS_VERSION)
 # build (the whole Prometheus module) never counts against a test timeout.
 PROMQLUTIL ?= $(LOCALBIN)/promqlutil-$(PROMETHEUS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+# The helm CLI comes from the Helm module pinned in hack/tools/helm; `make
+# helm-lint` and the chart's tests (test/manifests) run it.
+HELM_VERSION := $(shell awk '$$1 == "helm.sh/helm/v4" { print $$2 }' hack/tools/helm/go.mod)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+CHART ?= charts/uredis-backup-operator
 KUBECTL ?= $(CONTROL_PLANE)/kubectl
 # The Dockerfile builds the image's binary with this same command (CGO off,
 # -trimpath, these flags); dockerfile_test.go holds them to it.
@@ -51,9 +56,10 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD, RBAC and docs/api.md from the Go types and markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD, RBAC, docs/api.md, and the Helm chart's CRD, role, policy and values table, from the Go types, markers and config/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	go run ./hack/crd-doc config/crd/bases/uredis.dezai.com_redisbackupexports.yaml docs/api.md
+	go run ./hack/chart-gen
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -69,20 +75,25 @@ vet: ## Run go vet.
 
 .PHONY: verify
 verify: manifests generate ## Fail when generated code or manifests are out of date.
-	@git diff --exit-code -- api config docs/api.md || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@git diff --exit-code -- api config docs/api.md charts docs/helm.md || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 	@test -z "$$(gofmt -s -l $$(git ls-files '*.go'))" || { gofmt -s -l $$(git ls-files '*.go'); echo "run 'make fmt'"; exit 1; }
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint with the linters of .golangci.yml.
 	$(GOLANGCI_LINT) run ./...
 
+.PHONY: helm-lint
+helm-lint: $(HELM) ## Run helm lint --strict on the chart, with its default values and with every toggle on.
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --values $(CHART)/ci/all-on-values.yaml
+
 .PHONY: test-unit
 test-unit: ## Run the unit tests: seconds, no control plane, no kustomize.
 	env -u KUBEBUILDER_ASSETS -u KUSTOMIZE go test $(UNIT_TEST_FLAGS) $(UNIT_TEST_PACKAGES)
 
 .PHONY: test
-test: manifests generate vet control-plane $(KUSTOMIZE) $(PROMQLUTIL) ## Run all tests against a real kube-apiserver and the API simulator.
-	KUBEBUILDER_ASSETS=$(CONTROL_PLANE) KUSTOMIZE=$(KUSTOMIZE) PROMQLUTIL=$(PROMQLUTIL) go test $(TEST_FLAGS) ./...
+test: manifests generate vet control-plane $(KUSTOMIZE) $(PROMQLUTIL) $(HELM) ## Run all tests against a real kube-apiserver and the API simulator.
+	KUBEBUILDER_ASSETS=$(CONTROL_PLANE) KUSTOMIZE=$(KUSTOMIZE) PROMQLUTIL=$(PROMQLUTIL) HELM=$(HELM) go test $(TEST_FLAGS) ./...
 
 .PHONY: test-alerts
 test-alerts: $(PROMTOOL) $(PROMQLUTIL) $(KUSTOMIZE) ## Check the alert rules of config/alerts and run their unit tests (test/alerts) with promtool.
@@ -165,6 +176,12 @@ $(PROMTOOL):
 $(KUSTOMIZE):
 	GOBIN=$(LOCALBIN)/tmp-kz go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 	mv $(LOCALBIN)/tmp-kz/kustomize $@ && rmdir $(LOCALBIN)/tmp-kz
+
+# Built like Helm's own release (its Makefile): static, stripped, with the
+# version stamped, which `helm version` prints.
+$(HELM):
+	cd hack/tools/helm && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w -X helm.sh/helm/v4/internal/version.version=$(HELM_VERSION)' -o $@.tmp helm.sh/helm/v4/cmd/helm
+	mv $@.tmp $@
 
 $(GOLANGCI_LINT):
 	cd hack/tools/golangci-lint && go build -trimpath -ldflags '-X main.version=$(GOLANGCI_LINT_VERSION)' -o $@.tmp github.com/golangci/golangci-lint/v2/cmd/golangci-lint
