@@ -88,7 +88,15 @@ func TestManagerPodMeetsRestrictedPodSecurity(t *testing.T) {
 		"pod-security.kubernetes.io/enforce":         "restricted",
 		"pod-security.kubernetes.io/enforce-version": "latest",
 	})
-	template := managerDeployment(t).Spec.Template
+	expectRestrictedPodSecurity(t, namespace, managerDeployment(t).Spec.Template)
+}
+
+// expectRestrictedPodSecurity creates (dry-run) a Pod from template in
+// namespace, which must enforce the restricted Pod Security Standard, and
+// expects it admitted; and, as the control, the same pod without its
+// security contexts rejected.
+func expectRestrictedPodSecurity(t *testing.T, namespace string, template corev1.PodTemplateSpec) {
+	t.Helper()
 	podFromTemplate := func() *corev1.Pod {
 		return &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "manager", Namespace: namespace, Labels: template.Labels, Annotations: template.Annotations},

@@ -6,8 +6,13 @@
 // installs' RBAC and admission policy for real and runs the operator under
 // the manager's own identity.
 //
-// The tests need the envtest binaries (KUBEBUILDER_ASSETS) and the kustomize
-// binary (KUSTOMIZE); `make test` provides both.
+// The Helm chart (charts/uredis-backup-operator) is held to the same, and to
+// config/: helm_test.go renders it with the helm CLI and compares it with
+// kustomize's output, and installs and upgrades it on a control plane of its
+// own.
+//
+// The tests need the envtest binaries (KUBEBUILDER_ASSETS), the kustomize
+// binary (KUSTOMIZE) and the helm binary (HELM); `make test` provides them.
 package manifests
 
 import (
@@ -41,6 +46,8 @@ var (
 	repoRoot string
 	// kustomize is the kustomize binary.
 	kustomize string
+	// helm is the helm binary.
+	helm string
 )
 
 func TestMain(m *testing.M) {
@@ -50,7 +57,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if kustomize, err = findKustomize(); err != nil {
+	if kustomize, err = findTool("KUSTOMIZE", "kustomize"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if helm, err = findTool("HELM", "helm"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -80,18 +91,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// findKustomize returns the kustomize binary that `make test` passes in
-// KUSTOMIZE (a relative path is taken from the repository root).
-func findKustomize() (string, error) {
-	bin := os.Getenv("KUSTOMIZE")
+// findTool returns the binary that `make test` passes in the environment
+// variable (a relative path is taken from the repository root): KUSTOMIZE
+// for bin/kustomize-<version>, HELM for bin/helm-<version>.
+func findTool(variable, name string) (string, error) {
+	bin := os.Getenv(variable)
 	if bin == "" {
-		return "", errors.New("KUSTOMIZE is not set: run through `make test`, which builds bin/kustomize-<version> and passes its path")
+		return "", fmt.Errorf("%s is not set: run through `make test`, which builds bin/%s-<version> and passes its path", variable, name)
 	}
 	if !filepath.IsAbs(bin) {
 		bin = filepath.Join(repoRoot, bin)
 	}
 	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("KUSTOMIZE=%s: %w (run through `make test`)", os.Getenv("KUSTOMIZE"), err)
+		return "", fmt.Errorf("%s=%s: %w (run through `make test`)", variable, os.Getenv(variable), err)
 	}
 	return bin, nil
 }
