@@ -155,13 +155,13 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		o.WatchNamespaces = splitList(v)
 		return nil
 	})
-	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Number of resources reconciled in parallel.")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Number of resources reconciled in parallel; one namespace may hold at most half of them on the cloud API's budget.")
 	fs.Float64Var(&o.APIQPS, "api-qps", o.APIQPS, "Cloud API calls per second, shared by all resources; 0 for no limit.")
 	fs.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "Cloud API calls allowed in a burst above --api-qps.")
 	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Requests per second to the Kubernetes API server.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Requests allowed in a burst above --kube-api-qps.")
 	fs.DurationVar(&o.Policy.MinMargin, "refresh-min-margin", o.Policy.MinMargin, "Every refresh is planned at least this long before the link expires.")
-	fs.DurationVar(&o.Policy.MinUsefulLifetime, "min-link-lifetime", o.Policy.MinUsefulLifetime, "A link valid for less than this is reported as unusable and retried with backoff.")
+	fs.DurationVar(&o.Policy.MinUsefulLifetime, "min-link-lifetime", o.Policy.MinUsefulLifetime, "A link valid for less than this is reported as unusable (LinkTooShort) and retried with backoff.")
 	fs.DurationVar(&o.Policy.ForcedRefreshMinInterval, "forced-refresh-min-interval", o.Policy.ForcedRefreshMinInterval,
 		"Shortest time between a resource's last refresh attempt and a forced one (the refresh-requested-at annotation); requests sooner are acknowledged and not acted upon.")
 	fs.BoolVar(&o.LinkInStatus, "link-in-status", o.LinkInStatus,
