@@ -56,9 +56,10 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRD, RBAC, docs/api.md, and the Helm chart's CRD, role, policy and values table, from the Go types, markers and config/.
+manifests: $(CONTROLLER_GEN) ## Generate the CRD, RBAC, docs/api.md and the flags table of docs/operations.md from the code, and what the Helm chart takes from config/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	go run ./hack/crd-doc config/crd/bases/uredis.dezai.com_redisbackupexports.yaml docs/api.md
+	go run . --help 2>&1 | go run ./hack/flags-doc docs/operations.md
 	go run ./hack/chart-gen
 
 .PHONY: generate
@@ -75,7 +76,7 @@ vet: ## Run go vet.
 
 .PHONY: verify
 verify: manifests generate ## Fail when generated code or manifests are out of date.
-	@git diff --exit-code -- api config docs/api.md charts docs/helm.md || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+	@git diff --exit-code -- api config docs/api.md docs/operations.md charts docs/helm.md || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
 	@test -z "$$(gofmt -s -l $$(git ls-files '*.go'))" || { gofmt -s -l $$(git ls-files '*.go'); echo "run 'make fmt'"; exit 1; }
 
 .PHONY: lint

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ import (
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
 	"github.com/dezai/uredis-backup-operator/internal/logging"
 	"github.com/dezai/uredis-backup-operator/internal/metrics"
+	"github.com/dezai/uredis-backup-operator/internal/metricsauth"
 	"github.com/dezai/uredis-backup-operator/internal/schedule"
 )
 
@@ -62,8 +64,18 @@ type Options struct {
 	OperatorCredentialsFromEnv *cloud.Credentials
 	APITimeout                 time.Duration
 	DefaultLinkLifetime        time.Duration
-	MetricsBindAddress         string
-	HealthProbeBindAddress     string
+	// MetricsBindAddress serves the metrics; "0" turns them off.
+	MetricsBindAddress string
+	// MetricsSecure serves the metrics over HTTPS, and only to clients that
+	// the API server authenticates (TokenReview) and authorizes
+	// (SubjectAccessReview: get on the non-resource URL /metrics). Off, they
+	// are plain HTTP for anyone who reaches the port: for local runs only.
+	MetricsSecure bool
+	// MetricsCertDir holds the metrics server's tls.crt and tls.key
+	// (reloaded when they change); a self-signed certificate is made at
+	// startup when it is empty.
+	MetricsCertDir         string
+	HealthProbeBindAddress string
 	// PprofBindAddress serves net/http/pprof; off ("") by default.
 	PprofBindAddress        string
 	LeaderElection          bool
@@ -114,7 +126,8 @@ func DefaultOptions() Options {
 		APIEndpoint:                endpoint,
 		APITimeout:                 cloud.DefaultTimeout,
 		DefaultLinkLifetime:        cloud.DefaultLinkLifetime,
-		MetricsBindAddress:         ":8080",
+		MetricsBindAddress:         ":8443",
+		MetricsSecure:              true,
 		HealthProbeBindAddress:     ":8081",
 		MaxConcurrentReconciles:    4,
 		APIQPS:                     10,
@@ -145,7 +158,11 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		"Label selector of further namespaces that may use the operator's own credentials, e.g. uredis.dezai.com/shared-credentials=true.")
 	fs.DurationVar(&o.APITimeout, "api-timeout", o.APITimeout, "Timeout of one cloud API request.")
 	fs.DurationVar(&o.DefaultLinkLifetime, "default-link-lifetime", o.DefaultLinkLifetime, "Lifetime assumed for a link that carries no Expires parameter.")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus metrics endpoint; \"0\" disables it.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus metrics endpoint (HTTPS unless --metrics-secure=false); \"0\" disables it.")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure,
+		"Serve the metrics over HTTPS, only to clients the Kubernetes API server authenticates and authorizes (get on the non-resource URL /metrics, as the metrics-reader ClusterRole grants). Set to false only for local runs: the metrics are then plain HTTP, for anyone who reaches the port.")
+	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", o.MetricsCertDir,
+		"Directory with tls.crt and tls.key for the metrics endpoint (a mounted TLS Secret, e.g. cert-manager's), reloaded when they change; when empty, a self-signed certificate is made at startup.")
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress,
 		"Address to serve Go's pprof profiles on, for performance investigations; off when empty (the default). Do not expose it.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of the /healthz and /readyz probes.")
@@ -155,13 +172,13 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		o.WatchNamespaces = splitList(v)
 		return nil
 	})
-	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Number of resources reconciled in parallel.")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "Number of resources reconciled in parallel; one namespace may hold at most half of them on the cloud API's budget.")
 	fs.Float64Var(&o.APIQPS, "api-qps", o.APIQPS, "Cloud API calls per second, shared by all resources; 0 for no limit.")
 	fs.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "Cloud API calls allowed in a burst above --api-qps.")
 	fs.Float64Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS, "Requests per second to the Kubernetes API server.")
 	fs.IntVar(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst, "Requests allowed in a burst above --kube-api-qps.")
 	fs.DurationVar(&o.Policy.MinMargin, "refresh-min-margin", o.Policy.MinMargin, "Every refresh is planned at least this long before the link expires.")
-	fs.DurationVar(&o.Policy.MinUsefulLifetime, "min-link-lifetime", o.Policy.MinUsefulLifetime, "A link valid for less than this is reported as unusable and retried with backoff.")
+	fs.DurationVar(&o.Policy.MinUsefulLifetime, "min-link-lifetime", o.Policy.MinUsefulLifetime, "A link valid for less than this is reported as unusable (LinkTooShort) and retried with backoff.")
 	fs.DurationVar(&o.Policy.ForcedRefreshMinInterval, "forced-refresh-min-interval", o.Policy.ForcedRefreshMinInterval,
 		"Shortest time between a resource's last refresh attempt and a forced one (the refresh-requested-at annotation); requests sooner are acknowledged and not acted upon.")
 	fs.BoolVar(&o.LinkInStatus, "link-in-status", o.LinkInStatus,
@@ -188,6 +205,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--api-endpoint %q is plain http: requests and answers would cross the network unencrypted; set --allow-http-endpoint only for a local simulator", o.APIEndpoint)
 	case o.Policy.ForcedRefreshMinInterval < 0:
 		return errors.New("--forced-refresh-min-interval must not be negative")
+	case o.MetricsCertDir != "" && !o.MetricsSecure:
+		return errors.New("--metrics-cert-dir is for HTTPS: it needs --metrics-secure")
 	case o.MaxConcurrentReconciles < 1:
 		return errors.New("--max-concurrent-reconciles must be at least 1")
 	case o.Policy.MinUsefulLifetime < 2*o.Policy.MinMargin:
@@ -202,7 +221,67 @@ func (o *Options) Validate() error {
 	if _, err := labels.Parse(o.OperatorCredentialsNamespaceSelector); err != nil {
 		return fmt.Errorf("--operator-credentials-namespace-selector: %w", err)
 	}
+	if o.MetricsCertDir != "" {
+		// controller-runtime would fall back to a self-signed certificate
+		// without a word: a mount that went wrong must stop the start.
+		for _, name := range []string{metricsCertName, metricsKeyName} {
+			if _, err := os.Stat(filepath.Join(o.MetricsCertDir, name)); err != nil {
+				return fmt.Errorf("--metrics-cert-dir must hold %s and %s: %w", metricsCertName, metricsKeyName, err)
+			}
+		}
+	}
 	return nil
+}
+
+// The files of --metrics-cert-dir, named as in a kubernetes.io/tls Secret.
+const (
+	metricsCertName = "tls.crt"
+	metricsKeyName  = "tls.key"
+)
+
+// metricsServerOptions serve the registry's series, then the per-resource
+// ones; over HTTPS behind the API server's authentication and authorization
+// (logged to log) unless MetricsSecure is off.
+func (o *Options) metricsServerOptions(series *metrics.ResourceSeries, log logr.Logger) metricsserver.Options {
+	if !o.MetricsSecure {
+		return metricsserver.Options{BindAddress: o.MetricsBindAddress, FilterProvider: series.FilterProvider}
+	}
+	return metricsserver.Options{
+		BindAddress:   o.MetricsBindAddress,
+		SecureServing: true,
+		CertDir:       o.MetricsCertDir,
+		CertName:      metricsCertName,
+		KeyName:       metricsKeyName,
+		// TLS 1.2 at least, and HTTP/1.1 only, as kubebuilder's scaffold
+		// has it: scrapers need nothing more, and HTTP/2 brings its own
+		// denial-of-service surface (stream resets, CVE-2023-44487).
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+			c.NextProtos = []string{"http/1.1"}
+			c.MinVersion = tls.VersionTLS12
+		}},
+		FilterProvider: func(cfg *rest.Config, httpClient *http.Client) (metricsserver.Filter, error) {
+			auth, err := metricsauth.New(cfg, httpClient)
+			if err != nil {
+				return nil, err
+			}
+			return guardedFilter(auth.Handler, series.Filter, log.WithName("metrics-auth")), nil
+		},
+	}
+}
+
+// guardedFilter wraps a handler in series, then in guard: a request reaches
+// series only through guard, so that the per-resource series, which name
+// namespaces and resources, are never written for a request guard refused.
+// guard logs to log, the manager's logger (controller-runtime hands filters
+// its own global one).
+func guardedFilter(guard func(logr.Logger, http.Handler) http.Handler, series metricsserver.Filter, log logr.Logger) metricsserver.Filter {
+	return func(serverLog logr.Logger, next http.Handler) (http.Handler, error) {
+		handler, err := series(serverLog, next)
+		if err != nil {
+			return nil, err
+		}
+		return guard(log, handler), nil
+	}
 }
 
 // operatorCredentials turns the options into the reconciler's setting; nil
@@ -270,10 +349,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.QPS, cfg.Burst = float32(o.KubeAPIQPS), o.KubeAPIBurst
 	resourceSeries := &metrics.ResourceSeries{}
+	log := logging.CapVerbosity(managerLogger(o.Logger), logging.MaxVerbosity)
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Logger:                  logging.CapVerbosity(managerLogger(o.Logger), logging.MaxVerbosity),
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress, FilterProvider: resourceSeries.FilterProvider},
+		Logger:                  log,
+		Metrics:                 o.metricsServerOptions(resourceSeries, log),
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
 		PprofBindAddress:        o.PprofBindAddress,
 		LeaderElection:          o.LeaderElection,

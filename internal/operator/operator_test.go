@@ -7,18 +7,27 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/metrics"
 )
 
 func TestValidate(t *testing.T) {
+	certDir, emptyDir := t.TempDir(), t.TempDir()
+	for _, name := range []string{"tls.crt", "tls.key"} {
+		if err := os.WriteFile(filepath.Join(certDir, name), []byte("pem"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name    string
 		mutate  func(*Options)
@@ -39,6 +48,10 @@ func TestValidate(t *testing.T) {
 		{name: "operator credentials from env for a selector", mutate: func(o *Options) {
 			o.OperatorCredentialsNamespaceSelector, o.OperatorCredentialsFromEnv = "shared=true", &cloud.Credentials{PublicKey: "p", PrivateKey: "k"}
 		}},
+		{name: "metrics certificate from a directory", mutate: func(o *Options) { o.MetricsCertDir = certDir }},
+		{name: "metrics certificate directory without the files", mutate: func(o *Options) { o.MetricsCertDir = emptyDir }, wantErr: "--metrics-cert-dir must hold tls.crt and tls.key"},
+		{name: "metrics certificate for plain HTTP", mutate: func(o *Options) { o.MetricsCertDir, o.MetricsSecure = certDir, false }, wantErr: "needs --metrics-secure"},
+		{name: "plain HTTP metrics", mutate: func(o *Options) { o.MetricsSecure = false }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,6 +141,62 @@ func TestHTTPClientNeverFollowsRedirects(t *testing.T) {
 	}
 	if leaked {
 		t.Fatal("the signed request was re-sent to the redirect target")
+	}
+}
+
+func TestMetricsAreSecureByDefault(t *testing.T) {
+	o := DefaultOptions()
+	secure := o.metricsServerOptions(&metrics.ResourceSeries{}, logr.Discard())
+	if !secure.SecureServing || secure.BindAddress != ":8443" || secure.FilterProvider == nil {
+		t.Errorf("by default: HTTPS on :8443 behind a filter, got %+v", secure)
+	}
+	o.MetricsSecure = false
+	if plain := o.metricsServerOptions(&metrics.ResourceSeries{}, logr.Discard()); plain.SecureServing || plain.FilterProvider == nil {
+		t.Errorf("--metrics-secure=false: plain HTTP, still with the per-resource series, got %+v", plain)
+	}
+}
+
+// TestGuardRefusalNeverReachesTheSeries: a request the guard (the
+// authentication and authorization) refuses is never seen by the
+// per-resource series; an accepted one passes the guard, then the series.
+func TestGuardRefusalNeverReachesTheSeries(t *testing.T) {
+	var seen []string
+	guard := func(_ logr.Logger, next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen = append(seen, "guard")
+			if r.Header.Get("Authorization") == "" {
+				http.Error(w, "Unauthorized", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	series := func(_ logr.Logger, next http.Handler) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen = append(seen, "series")
+			next.ServeHTTP(w, r)
+		}), nil
+	}
+	handler, err := guardedFilter(guard, series, logr.Discard())(logr.Discard(), http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		seen = append(seen, "metrics")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	refused := httptest.NewRecorder()
+	handler.ServeHTTP(refused, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if refused.Code != http.StatusUnauthorized || !slices.Equal(seen, []string{"guard"}) {
+		t.Errorf("a refused request: status %d, passed %v; want 401, the guard only", refused.Code, seen)
+	}
+
+	seen = nil
+	request := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	request.Header.Set("Authorization", "Bearer token")
+	accepted := httptest.NewRecorder()
+	handler.ServeHTTP(accepted, request)
+	if accepted.Code != http.StatusOK || !slices.Equal(seen, []string{"guard", "series", "metrics"}) {
+		t.Errorf("an accepted request: status %d, passed %v; want 200, the guard, the series, the metrics", accepted.Code, seen)
 	}
 }
 

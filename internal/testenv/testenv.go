@@ -11,7 +11,11 @@ import (
 	"os"
 	"path/filepath"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -126,4 +130,22 @@ func StartManager(t TB, ctx context.Context, mgr manager.Manager) (stop func()) 
 	stop = func() { cancel(); <-done }
 	t.Cleanup(stop)
 	return stop
+}
+
+// ServiceAccountToken creates the ServiceAccount namespace/name and returns
+// a token of it from the TokenRequest API, valid for ten minutes: a
+// scraper's credential for the metrics endpoint.
+func ServiceAccountToken(ctx context.Context, c client.Client, namespace, name string) (string, error) {
+	account := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	if err := c.Create(ctx, account); err != nil {
+		return "", fmt.Errorf("creating the ServiceAccount %s/%s: %w", namespace, name, err)
+	}
+	request := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}
+	if err := c.SubResource("token").Create(ctx, account, request); err != nil {
+		return "", fmt.Errorf("requesting a token of %s/%s: %w", namespace, name, err)
+	}
+	if request.Status.Token == "" {
+		return "", fmt.Errorf("the TokenRequest for %s/%s returned no token", namespace, name)
+	}
+	return request.Status.Token, nil
 }

@@ -57,7 +57,9 @@ func TestAlertsAndDashboardNameOnlyExportedMetrics(t *testing.T) {
 	results := parseWithPrometheus(t, root, append(queries, controls...))
 
 	metricsAddr := freeLoopbackAddress(t)
-	f := newFixture(t, withOperatorOptions(func(o *operator.Options) { o.MetricsBindAddress = metricsAddr }))
+	// Plain HTTP, to scrape without a token (metrics_auth_test.go tests
+	// the secure endpoint).
+	f := newFixture(t, withOperatorOptions(func(o *operator.Options) { o.MetricsBindAddress, o.MetricsSecure = metricsAddr, false }))
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	f.createCredentials("rejected-credentials", publicKey, "not-the-private-key")
 	f.create(f.newExport("good"))

@@ -40,7 +40,9 @@ func TestMetricsEventsAndNoSecretsAnywhere(t *testing.T) {
 	logs := &syncBuffer{}
 	metricsAddr := freeLoopbackAddress(t)
 	f := newFixture(t, withTokenAccount(), withOperatorOptions(func(o *operator.Options) {
-		o.MetricsBindAddress = metricsAddr
+		// Plain HTTP, to scrape without a token: the secure endpoint has
+		// its own tests (metrics_auth_test.go).
+		o.MetricsBindAddress, o.MetricsSecure = metricsAddr, false
 		o.Logger = zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-128)))
 		o.TransientBackoff = schedule.Backoff{Base: time.Second, Max: 2 * time.Second}
 	}))
@@ -178,6 +180,8 @@ func (f *fixture) conditionMessages(name string) string {
 	return b.String()
 }
 
+// scrape gets the metrics of a manager serving them in plain HTTP
+// (MetricsSecure off).
 func scrape(t *testing.T, addr string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics") // the loopback test endpoint

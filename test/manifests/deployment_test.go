@@ -190,7 +190,7 @@ func TestDefaultWiring(t *testing.T) {
 		}
 	})
 
-	t.Run("the manager's account holds manager-role and the leader election role", func(t *testing.T) {
+	t.Run("the manager's account holds manager-role, the leader election role and metrics-auth-role", func(t *testing.T) {
 		var roles []string
 		for _, b := range bindings(t, objects) {
 			for _, s := range b.subjects {
@@ -202,6 +202,7 @@ func TestDefaultWiring(t *testing.T) {
 		NewWithT(t).Expect(roles).To(ConsistOf(
 			And(HavePrefix("ClusterRole/"), HaveSuffix("manager-role")),
 			And(HavePrefix("Role/"), HaveSuffix("leader-election-role")),
+			And(HavePrefix("ClusterRole/"), HaveSuffix("metrics-auth-role")),
 		))
 	})
 
@@ -215,6 +216,16 @@ func TestDefaultWiring(t *testing.T) {
 		}
 		g.Expect(service.Spec.Ports).To(HaveLen(1))
 		g.Expect(containerPort(c, service.Spec.Ports[0].TargetPort)).To(Equal(flagPort(t, c.Args, "metrics-bind-address")))
+		g.Expect(service.Spec.Ports[0].Name).To(Equal("https"), "the metrics are served over HTTPS")
+		g.Expect(service.Spec.Ports[0].Port).To(Equal(int32(8443)))
+	})
+
+	t.Run("the metrics are served securely", func(t *testing.T) {
+		g := NewWithT(t)
+		opts := managerOptions(t, c)
+		g.Expect(opts.MetricsSecure).To(BeTrue(), "the Deployment turns --metrics-secure off")
+		g.Expect(opts.MetricsBindAddress).NotTo(Equal("0"), "the Deployment turns the metrics off")
+		g.Expect(c.Args).NotTo(ContainElement(HavePrefix("--metrics-secure")), "secure is the default; the Deployment needs no flag for it")
 	})
 
 	t.Run("the probes reach the manager's health address", func(t *testing.T) {

@@ -49,7 +49,8 @@ func TestServerSideDryRun(t *testing.T) {
 // TestPrometheusComponentWhenEnabled enables config/prometheus the way
 // config/default/kustomization.yaml documents (uncommenting ../prometheus),
 // in a copy of config/, and checks that the ServiceMonitor then lands next
-// to the metrics Service, selects it and names one of its ports.
+// to the metrics Service, selects it, names one of its ports and scrapes it
+// over HTTPS with a bearer token.
 func TestPrometheusComponentWhenEnabled(t *testing.T) {
 	g := NewWithT(t)
 	objects := buildDefaultWith(t, "../prometheus")
@@ -69,7 +70,13 @@ func TestPrometheusComponentWhenEnabled(t *testing.T) {
 		portNames = append(portNames, port.Name)
 	}
 	for _, endpoint := range endpoints {
-		g.Expect(portNames).To(ContainElement(endpoint.(map[string]any)["port"]), "the ServiceMonitor scrapes a port the Service does not have")
+		endpoint := endpoint.(map[string]any)
+		g.Expect(portNames).To(ContainElement(endpoint["port"]), "the ServiceMonitor scrapes a port the Service does not have")
+		// The manager serves HTTPS to authenticated, authorized clients
+		// only: the scrape must speak TLS and carry a token.
+		g.Expect(endpoint).To(HaveKeyWithValue("scheme", "https"))
+		g.Expect(endpoint).To(HaveKeyWithValue("bearerTokenFile", "/var/run/secrets/kubernetes.io/serviceaccount/token"))
+		g.Expect(endpoint).To(HaveKey("tlsConfig"))
 	}
 
 	ensureNamespaces(t, objects)

@@ -10,10 +10,13 @@ package manifests
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -411,8 +414,10 @@ const (
 // testEndToEnd runs the operator in-process as the manager's ServiceAccount,
 // with the options the install's Deployment passes (leader election and
 // --watch-namespaces included), against the simulator: a RedisBackupExport
-// turns Ready with its link in the target Secret (a create), and a changed
-// spec gets a new link into the same Secret (a patch).
+// turns Ready with its link in the target Secret (a create), a scraper with
+// the install's metrics-reader role gets its series from the secure metrics
+// endpoint, and a changed spec gets a new link into the same Secret (a
+// patch).
 func (in *installation) testEndToEnd(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -440,7 +445,12 @@ func (in *installation) testEndToEnd(t *testing.T) {
 	opts.OperatorNamespace = in.account.Namespace
 	opts.LeaderElectionNamespace = in.account.Namespace
 	opts.APIEndpoint, opts.AllowHTTPEndpoint = sim.URL(), true
-	opts.MetricsBindAddress, opts.HealthProbeBindAddress = "0", "0"
+	// The metrics as the Deployment serves them, on loopback: each scrape
+	// is reviewed by the API server at the request of the manager's
+	// ServiceAccount.
+	g.Expect(opts.MetricsSecure).To(BeTrue(), "the Deployment serves the metrics securely")
+	metricsAddr := freeLoopbackAddress(t)
+	opts.MetricsBindAddress, opts.HealthProbeBindAddress = metricsAddr, "0"
 	opts.InProcessTestManagers = true
 
 	// The Lease outlives the manager (it does not release it on stop): the
@@ -492,6 +502,8 @@ func (in *installation) testEndToEnd(t *testing.T) {
 	}
 	g.Eventually(func(g Gomega) { holdsLink(g, lpBackupID) }).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(Succeed(), "the first link")
 
+	in.scrapeAsMetricsReader(t, ns, metricsAddr, fmt.Sprintf(`uredis_backup_export_ready_status{condition="True",name=%q,namespace=%q} 1`, export.Name, ns))
+
 	g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		current := &uredisv1alpha1.RedisBackupExport{}
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(export), current); err != nil {
@@ -501,6 +513,78 @@ func (in *installation) testEndToEnd(t *testing.T) {
 		return env.Client.Update(ctx, current)
 	})).To(Succeed())
 	g.Eventually(func(g Gomega) { holdsLink(g, lpOtherID) }).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(Succeed(), "the link after the spec changed")
+}
+
+// scrapeAsMetricsReader binds the install's metrics-reader ClusterRole to a
+// new ServiceAccount in ns and scrapes the manager's metrics at addr with a
+// token of it, until the answer is 200 and holds series. The manager lets
+// it through only once the API server has authenticated the token
+// (TokenReview) and authorized the account (SubjectAccessReview), both
+// asked as the manager's ServiceAccount: without metrics-auth-role the
+// answer stays 500.
+func (in *installation) scrapeAsMetricsReader(t *testing.T, ns, addr, series string) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	var reader string
+	for _, o := range ofKind(in.objects, "ClusterRole") {
+		if strings.HasSuffix(o.GetName(), "metrics-reader") {
+			reader = o.GetName()
+		}
+	}
+	g.Expect(reader).NotTo(BeEmpty(), "%s has no metrics-reader ClusterRole", in.dir)
+
+	const scraper = "lp-metrics-scraper"
+	token, err := testenv.ServiceAccountToken(ctx, env.Client, ns, scraper)
+	g.Expect(err).NotTo(HaveOccurred())
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: reader + "-" + scraper},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: reader},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: scraper}},
+	}
+	g.Expect(env.Client.Create(ctx, binding)).To(Succeed())
+	t.Cleanup(func() {
+		_ = env.Client.Delete(context.Background(), binding)
+		_ = env.Client.Delete(context.Background(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: scraper}})
+	})
+
+	// The certificate is the one made at startup, which the shipped
+	// ServiceMonitor does not verify either.
+	scrapeClient := &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}, // loopback, the certificate made at startup
+	}
+	var status int
+	var body string
+	g.Eventually(func(g Gomega) {
+		req, err := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := scrapeClient.Do(req)
+		g.Expect(err).NotTo(HaveOccurred())
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		g.Expect(err).NotTo(HaveOccurred())
+		status, body = resp.StatusCode, string(raw)
+		g.Expect(status).To(Equal(http.StatusOK), "%s", body)
+		g.Expect(body).To(ContainSubstring(series))
+	}).WithTimeout(30*time.Second).WithPolling(500*time.Millisecond).Should(Succeed(),
+		"a scrape with %s's token, bound to %s: last answer %d", scraper, reader, status)
+}
+
+// freeLoopbackAddress finds a port nobody listens on, for the manager's
+// metrics.
+func freeLoopbackAddress(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
 
 // TestInstallsCarryTheAdmissionPolicy checks, in the rendered installs, that
@@ -545,7 +629,8 @@ func TestInstallsCarryTheAdmissionPolicy(t *testing.T) {
 
 // TestNamespacedInstallWiring checks config/namespaced: the manager's rights
 // on Secrets and its resources come only from RoleBindings, in exactly the
-// namespaces --watch-namespaces lists.
+// namespaces --watch-namespaces lists; its one cluster-wide binding grants
+// nothing but creating TokenReviews and SubjectAccessReviews (metrics).
 func TestNamespacedInstallWiring(t *testing.T) {
 	g := NewWithT(t)
 	objects := build(t, "config/namespaced")
@@ -562,12 +647,31 @@ func TestNamespacedInstallWiring(t *testing.T) {
 	}
 	g.Expect(managerRole).NotTo(BeEmpty(), "no manager-role ClusterRole")
 
+	clusterRoles := map[string]*rbacv1.ClusterRole{}
+	for _, o := range ofKind(objects, "ClusterRole") {
+		clusterRoles[o.GetName()] = typed[rbacv1.ClusterRole](t, o)
+	}
+
 	var bound []string
+	var metricsAuth int
 	for _, b := range bindings(t, objects) {
 		if !slices.ContainsFunc(b.subjects, func(s rbacv1.Subject) bool { return s == account }) {
 			continue
 		}
-		g.Expect(b.namespace).NotTo(BeEmpty(), "%s grants the manager cluster-wide rights", b.name)
+		if b.namespace == "" {
+			// The one cluster-wide binding: TokenReviews and
+			// SubjectAccessReviews, cluster-scoped, for the metrics
+			// endpoint's authentication and authorization.
+			g.Expect(b.roleRef.Kind).To(Equal("ClusterRole"))
+			g.Expect(b.roleRef.Name).To(HaveSuffix("metrics-auth-role"), "%s grants the manager cluster-wide rights", b.name)
+			role := clusterRoles[b.roleRef.Name]
+			g.Expect(role).NotTo(BeNil(), "%s binds a missing ClusterRole %s", b.name, b.roleRef.Name)
+			if role != nil {
+				expectExactly(g, role.Rules, metricsAuthRules, "the cluster-wide "+b.roleRef.Name)
+			}
+			metricsAuth++
+			continue
+		}
 		switch {
 		case b.roleRef.Kind == "ClusterRole" && b.roleRef.Name == managerRole:
 			bound = append(bound, b.namespace)
@@ -578,6 +682,7 @@ func TestNamespacedInstallWiring(t *testing.T) {
 		}
 	}
 	g.Expect(bound).To(ConsistOf(watched), "the namespaces with a RoleBinding of %s and --watch-namespaces differ", managerRole)
+	g.Expect(metricsAuth).To(Equal(1), "the manager needs metrics-auth-role, bound once, to guard its metrics")
 }
 
 // TestEgressNetworkPolicy checks the egress example: it selects the

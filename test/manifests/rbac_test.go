@@ -31,6 +31,20 @@ var leaderElectionRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 }
 
+// metricsAuthRules is everything metrics-auth-role grants the manager: to
+// have the API server authenticate (TokenReview) and authorize
+// (SubjectAccessReview) each metrics scrape. It is bound cluster-wide in
+// every install, config/namespaced included.
+var metricsAuthRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{"authentication.k8s.io"}, Resources: []string{"tokenreviews"}, Verbs: []string{"create"}},
+	{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
+}
+
+// metricsReaderRules is everything metrics-reader grants whoever scrapes.
+var metricsReaderRules = []rbacv1.PolicyRule{
+	{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}},
+}
+
 func TestManagerRoleIsExactlyWhatIsExpected(t *testing.T) {
 	g := NewWithT(t)
 	role := typed[rbacv1.ClusterRole](t, single(t, readObjects(t, "config/rbac/role.yaml"), "ClusterRole"))
@@ -44,6 +58,34 @@ func TestLeaderElectionRoleGrantsOnlyLeases(t *testing.T) {
 	role := typed[rbacv1.Role](t, single(t, build(t, "config/rbac"), "Role"))
 	g.Expect(role.Name).To(Equal("leader-election-role"))
 	expectExactly(g, role.Rules, leaderElectionRules, "the leader election Role")
+}
+
+// TestMetricsRolesAreExactlyWhatIsExpected checks the two ClusterRoles of
+// the secure metrics endpoint, as config/rbac renders them: neither may grow
+// without this test changing, and neither is aggregated into, or from,
+// another role.
+func TestMetricsRolesAreExactlyWhatIsExpected(t *testing.T) {
+	objects := build(t, "config/rbac")
+	for name, expected := range map[string][]rbacv1.PolicyRule{
+		"metrics-auth-role": metricsAuthRules,
+		"metrics-reader":    metricsReaderRules,
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			var role *rbacv1.ClusterRole
+			for _, o := range ofKind(objects, "ClusterRole") {
+				if o.GetName() == name {
+					role = typed[rbacv1.ClusterRole](t, o)
+				}
+			}
+			g.Expect(role).NotTo(BeNil(), "config/rbac has no ClusterRole %s", name)
+			g.Expect(role.AggregationRule).To(BeNil())
+			for label := range role.Labels {
+				g.Expect(label).NotTo(HavePrefix("rbac.authorization.k8s.io/aggregate-to-"), "%s must not be aggregated into built-in roles", name)
+			}
+			expectExactly(g, role.Rules, expected, "ClusterRole "+name)
+		})
+	}
 }
 
 // TestNoWildcardRules checks every Role and ClusterRole of every

@@ -323,8 +323,9 @@ func mib(bytes uint64) string { return fmt.Sprintf("%.1f MiB", float64(bytes)/(1
 
 // shipped is how config/manager runs the manager.
 type shipped struct {
-	// args are its arguments, less the addresses it listens on (the test
-	// has the manager listen on loopback only).
+	// args are its arguments, less the addresses it listens on and how it
+	// serves metrics (the test has the manager listen on loopback only, its
+	// metrics in plain HTTP, which bench.Process scrapes without a token).
 	args []string
 	// memoryLimit is its GOMEMLIMIT.
 	memoryLimit string
@@ -368,7 +369,8 @@ func shippedManager(t *testing.T, root string) shipped {
 			}
 			s := shipped{plainEnv: map[string]string{}}
 			for _, arg := range container.Args {
-				if strings.HasPrefix(arg, "--metrics-bind-address") || strings.HasPrefix(arg, "--health-probe-bind-address") {
+				if strings.HasPrefix(arg, "--metrics-bind-address") || strings.HasPrefix(arg, "--health-probe-bind-address") ||
+					strings.HasPrefix(arg, "--metrics-secure") || strings.HasPrefix(arg, "--metrics-cert-dir") {
 					continue
 				}
 				s.args = append(s.args, arg)
