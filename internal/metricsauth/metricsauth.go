@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,13 +49,26 @@ const (
 	// ReviewTimeout bounds the two reviews of one request, about a
 	// Prometheus scrape's default timeout.
 	ReviewTimeout = 10 * time.Second
+	// ReviewRate and ReviewBurst bound the reviews asked of the API server
+	// for tokens not in the cache. The reviews share the manager's client,
+	// and its rate limit with the reconciler: without this bound, anyone who
+	// reaches the port could spend that budget with made-up tokens. Requests
+	// beyond it get 429; cached verdicts are served all the same.
+	ReviewRate  = 5
+	ReviewBurst = 10
 )
+
+// errTooManyReviews: a request needs a review while the API server has
+// been asked ReviewBurst reviews faster than ReviewRate.
+var errTooManyReviews = errors.New("too many token reviews")
 
 // Authorizer authenticates and authorizes requests through the API server.
 type Authorizer struct {
 	tokens   authenticationv1client.TokenReviewInterface
 	access   authorizationv1client.SubjectAccessReviewInterface
 	verdicts *cache.LRUExpireCache
+	reviews  *rate.Limiter
+	clock    cache.Clock
 }
 
 // New asks the API server of cfg, through httpClient (the manager's: a
@@ -74,11 +88,16 @@ func New(cfg *rest.Config, httpClient *http.Client) (*Authorizer, error) {
 // newAuthorizer takes the reviews' clients, and a clock for the cache (the
 // real one when nil).
 func newAuthorizer(tokens authenticationv1client.TokenReviewInterface, access authorizationv1client.SubjectAccessReviewInterface, clock cache.Clock) *Authorizer {
-	verdicts := cache.NewLRUExpireCache(CacheSize)
-	if clock != nil {
-		verdicts = cache.NewLRUExpireCacheWithClock(CacheSize, clock)
+	if clock == nil {
+		clock = realClock{}
 	}
-	return &Authorizer{tokens: tokens, access: access, verdicts: verdicts}
+	return &Authorizer{
+		tokens:   tokens,
+		access:   access,
+		verdicts: cache.NewLRUExpireCacheWithClock(CacheSize, clock),
+		reviews:  rate.NewLimiter(ReviewRate, ReviewBurst),
+		clock:    clock,
+	}
 }
 
 // Handler passes to next the requests the API server authenticates and
@@ -95,6 +114,12 @@ func (a *Authorizer) Handler(log logr.Logger, next http.Handler) http.Handler {
 			return
 		}
 		v, err := a.decide(r.Context(), token, strings.ToLower(r.Method), r.URL.Path)
+		if errors.Is(err, errTooManyReviews) {
+			log.V(1).Info("metrics request refused: too many tokens to review", "path", r.URL.Path)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "Too Many Requests: too many tokens to review", http.StatusTooManyRequests)
+			return
+		}
 		if err != nil {
 			log.Error(err, "cannot authenticate or authorize a metrics request", "path", r.URL.Path)
 			http.Error(w, "Internal Server Error: cannot check the token with the Kubernetes API server", http.StatusInternalServerError)
@@ -153,6 +178,9 @@ func (a *Authorizer) decide(ctx context.Context, token, verb, path string) (verd
 	if cached, ok := a.verdicts.Get(k); ok {
 		return cached.(verdict), nil
 	}
+	if !a.reviews.AllowN(a.clock.Now(), 1) {
+		return verdict{}, errTooManyReviews
+	}
 	ctx, cancel := context.WithTimeout(ctx, ReviewTimeout)
 	defer cancel()
 
@@ -202,3 +230,7 @@ func redacted(err error, token string) error {
 	}
 	return errors.New(redact(err.Error(), token))
 }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }

@@ -266,6 +266,39 @@ func TestVerdictsAreCached(t *testing.T) {
 
 }
 
+// TestReviewsAreRateLimited: made-up tokens cannot spend the manager's
+// API budget; beyond the burst they get 429 without a review, while a
+// cached verdict is still served, and the budget comes back with time.
+func TestReviewsAreRateLimited(t *testing.T) {
+	g := newGuarded()
+	if w := g.get(http.MethodGet, "Bearer "+readerToken); w.Code != http.StatusOK {
+		t.Fatalf("the reader's first scrape: %d", w.Code)
+	}
+	limited := 0
+	for i := range 3 * ReviewBurst {
+		switch w := g.get(http.MethodGet, fmt.Sprintf("Bearer made-up-%d", i)); w.Code {
+		case http.StatusTooManyRequests:
+			limited++
+			if w.Header().Get("Retry-After") == "" {
+				t.Errorf("a 429 without Retry-After")
+			}
+		case http.StatusUnauthorized:
+		default:
+			t.Fatalf("made-up token %d: status %d", i, w.Code)
+		}
+	}
+	if g.api.tokenReviews != ReviewBurst || limited != 3*ReviewBurst-(ReviewBurst-1) {
+		t.Errorf("%d token reviews and %d refusals with 429; want %d reviews (the burst, the reader's first included) and the rest refused", g.api.tokenReviews, limited, ReviewBurst)
+	}
+	if w := g.get(http.MethodGet, "Bearer "+readerToken); w.Code != http.StatusOK {
+		t.Errorf("the reader's cached verdict while the reviews are limited: %d", w.Code)
+	}
+	g.clock.Step(time.Second)
+	if w := g.get(http.MethodGet, "Bearer made-up-again"); w.Code != http.StatusUnauthorized {
+		t.Errorf("a second later a new token is reviewed again: %d", w.Code)
+	}
+}
+
 // TestCacheKeysHoldNoToken: the cache holds the token's hash, not the
 // token.
 func TestCacheKeysHoldNoToken(t *testing.T) {
