@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"maps"
 	"os"
 	"os/exec"
@@ -30,8 +29,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/dezai/uredis-backup-operator/internal/operator"
 )
 
 const (
@@ -92,35 +89,6 @@ func renderChart(t *testing.T, namespace string, args ...string) []*unstructured
 	return objects
 }
 
-// secureMetricsFlags are the flags of the secure-metrics change (issue #11
-// item 2: --metrics-secure, on by default, HTTPS on :8443, and config/rbac's
-// metrics-auth-role and metrics-reader), which the chart is built for.
-var secureMetricsFlags = []string{"--metrics-secure", "--metrics-cert-dir"}
-
-// managerHasSecureMetrics tells whether the manager (and with it config/)
-// has the secure-metrics change yet. Until it has, config/ serves plain
-// HTTP on :8080 and the manager knows neither of secureMetricsFlags: the
-// tests then hold config/ to the chart set the same way (metrics.secure
-// false, metrics.port 8080), and expect exactly --metrics-secure=false
-// more. Once the change is in, they compare the defaults.
-func managerHasSecureMetrics() bool {
-	flags := flag.NewFlagSet("manager", flag.ContinueOnError)
-	opts := operator.DefaultOptions()
-	opts.BindFlags(flags)
-	return flags.Lookup(strings.TrimPrefix(secureMetricsFlags[0], "--")) != nil
-}
-
-// chartLikeConfig are the values that render what config/ installs: the
-// defaults, once the manager has secure metrics; and the args the chart
-// then has that config/default does not.
-func chartLikeConfig(t *testing.T) (args, moreArgs []string) {
-	if managerHasSecureMetrics() {
-		return nil, nil
-	}
-	t.Log("the manager has no --metrics-secure yet: comparing config/ with the chart's plain HTTP metrics on :8080")
-	return []string{"--set", "metrics.secure=false", "--set", "metrics.port=8080"}, []string{"--metrics-secure=false"}
-}
-
 // TestChartAgreesWithConfig renders the chart with its default values and
 // builds config/default, and compares them object by object: the same
 // objects (but the Namespace, which Helm leaves to `--create-namespace`),
@@ -131,7 +99,6 @@ func chartLikeConfig(t *testing.T) (args, moreArgs []string) {
 // config/dashboard; the chart's toggles), and for the namespaced install
 // (config/namespaced; the chart's watchNamespaces).
 func TestChartAgreesWithConfig(t *testing.T) {
-	values, moreArgs := chartLikeConfig(t)
 	cases := []struct {
 		name   string
 		config func(t *testing.T) []*unstructured.Unstructured
@@ -149,8 +116,7 @@ func TestChartAgreesWithConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			compareInstalls(t,
 				installed{"config", tc.config(t), configPrefix},
-				installed{"the chart", renderChart(t, configNamespace, slices.Concat(values, tc.values)...), chartPrefix},
-				moreArgs)
+				installed{"the chart", renderChart(t, configNamespace, tc.values...), chartPrefix})
 		})
 	}
 }
@@ -181,9 +147,8 @@ func (in installed) key(t *testing.T, o *unstructured.Unstructured) string {
 
 // compareInstalls expects chart to hold the objects of config (but the
 // Namespace) and nothing else, each the same as config's where it matters
-// (see comparable). moreArgs are manager arguments the chart has and config
-// does not. It reports every difference, not only the first.
-func compareInstalls(t *testing.T, config, chart installed, moreArgs []string) {
+// (see comparable). It reports every difference, not only the first.
+func compareInstalls(t *testing.T, config, chart installed) {
 	t.Helper()
 	index := func(in installed) map[string]*unstructured.Unstructured {
 		objects := map[string]*unstructured.Unstructured{}
@@ -217,15 +182,6 @@ func compareInstalls(t *testing.T, config, chart installed, moreArgs []string) {
 			continue
 		}
 		want, got := comparable(t, config, configObjects[key]), comparable(t, chart, chartObject)
-		if got["container.args"] != nil && len(moreArgs) > 0 {
-			args := got["container.args"].([]string)
-			for _, arg := range moreArgs {
-				if !slices.Contains(args, arg) {
-					t.Errorf("%s: the chart's manager has no %s", key, arg)
-				}
-			}
-			got["container.args"] = slices.DeleteFunc(args, func(arg string) bool { return slices.Contains(moreArgs, arg) })
-		}
 		for _, field := range slices.Sorted(maps.Keys(want)) {
 			if !reflect.DeepEqual(got[field], want[field]) {
 				t.Errorf("%s: %s differs\n  the chart: %s\n  config/:   %s", key, field, asJSON(t, got[field]), asJSON(t, want[field]))
@@ -429,26 +385,6 @@ func TestChartPodMeetsRestrictedPodSecurity(t *testing.T) {
 	}
 }
 
-// chartArgs returns the manager's arguments in the chart's Deployment; while
-// the manager lacks the secure-metrics flags (managerHasSecureMetrics), it
-// leaves those out, saying so.
-func chartArgs(t *testing.T, c corev1.Container) corev1.Container {
-	t.Helper()
-	if managerHasSecureMetrics() {
-		return c
-	}
-	c.Args = slices.DeleteFunc(slices.Clone(c.Args), func(arg string) bool {
-		for _, name := range secureMetricsFlags {
-			if arg == name || strings.HasPrefix(arg, name+"=") {
-				t.Logf("the manager does not know %s yet: left out", arg)
-				return true
-			}
-		}
-		return false
-	})
-	return c
-}
-
 // TestChartWiring checks that the chart's objects refer to each other
 // correctly, with the default values and with every toggle on: the
 // manager's arguments are flags it knows, its ServiceAccount exists and is
@@ -461,7 +397,7 @@ func TestChartWiring(t *testing.T) {
 			const namespace = "manifest-test-chart-wiring"
 			objects := renderChart(t, namespace, render.args...)
 			d := typed[appsv1.Deployment](t, single(t, objects, "Deployment"))
-			c := chartArgs(t, managerContainer(t, d))
+			c := managerContainer(t, d)
 			account := d.Spec.Template.Spec.ServiceAccountName
 			find := func(kind, namespace, name string) *unstructured.Unstructured {
 				for _, o := range ofKind(objects, kind) {
@@ -558,8 +494,8 @@ func TestChartWiring(t *testing.T) {
 }
 
 // TestChartSecureMetricsByDefault checks what the chart's default values
-// do with the metrics: HTTPS on 8443 with no flag (the manager's default
-// once it has secure metrics), the manager allowed to review tokens and
+// do with the metrics: HTTPS on 8443 with no flag (the manager's default),
+// the manager allowed to review tokens and
 // access, a metrics-reader role bound to nobody; and plain HTTP only with
 // metrics.secure=false, which drops the reviews.
 func TestChartSecureMetricsByDefault(t *testing.T) {
