@@ -118,6 +118,7 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	r.recent.freshest(export)
 	original := export.DeepCopy()
+	followSuspendToggle(export)
 
 	secret, err := r.cachedTargetSecret(ctx, export)
 	if err != nil {
@@ -132,7 +133,7 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		return ctrl.Result{}, sourceErr
 	}
 	credentialsVersion := r.credentialsVersion(ctx, source)
-	a := attempt{now: r.Clock.Now(), jitter: r.Jitter(), secretVersion: verified}
+	a := attempt{now: r.Clock.Now(), jitter: r.Jitter(), secretVersion: verified, secretInSync: inSync}
 	decision := schedule.Decide(r.Policy, r.observe(export, inSync, credentialsVersion, a.now))
 	log.FromContext(ctx).V(1).Info("decided", "action", decision.Action.String(), "reason", decision.Reason)
 
@@ -171,8 +172,11 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 // refresh. It names no time, so that repeated requests make one Event
 // series rather than one Event each.
 func (r *RedisBackupExportReconciler) declineNote(decision schedule.Decision) string {
-	if decision.Declined == schedule.DeclinedCredentialsRejected {
+	switch decision.Declined {
+	case schedule.DeclinedCredentialsRejected:
 		return "refresh request acknowledged without a refresh: the provider rejected the credentials, and only new credentials (or the planned retry) bring another attempt"
+	case schedule.DeclinedSuspended:
+		return "refresh request acknowledged without a refresh: the resource is suspended (spec.suspend: true); resuming refreshes at once if the refresh is due"
 	}
 	return fmt.Sprintf("refresh request acknowledged without a refresh: forced refreshes come at least %s after the last attempt; the link in status is unchanged", r.Policy.ForcedRefreshMinInterval)
 }
@@ -200,6 +204,7 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 		CredentialsChanged: rejectionSeen && rejected.(string) != credentialsVersion,
 		CheapToRecheck:     failing && lastFailure.beforeAnyCall,
 		RefreshRequested:   refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
+		Suspended:          export.Spec.Suspend,
 	}
 	for _, t := range []*metav1.Time{st.LastRefreshTime, st.LastFailureTime} {
 		if t != nil && t.After(obs.LastAttempt) {

@@ -69,6 +69,10 @@ const (
 	// describes invalid (HTTP 422); nothing is retried until the spec
 	// changes.
 	ReasonTargetInvalid = "TargetInvalid"
+	// ReasonSuspended: spec.suspend is true, so the operator neither calls
+	// the API nor writes the Secret. Ready stays True while the Secret holds
+	// a valid link, and turns False when it expires.
+	ReasonSuspended = "Suspended"
 )
 
 // RedisBackupExportSpec names a URedis backup whose time-limited download
@@ -158,6 +162,17 @@ type RedisBackupExportSpec struct {
 	// target describes the Secret the operator writes the link into.
 	// +optional
 	Target TargetSecret `json:"target,omitempty"`
+
+	// suspend, when true, stops every call to the cloud API and every
+	// write of the target Secret for this resource: no refresh, no forced
+	// refresh (a refresh-requested-at value is acknowledged and declined),
+	// no repair of a deleted or edited Secret. The Ready condition (reason
+	// Suspended) stays True while the Secret holds a valid link and turns
+	// False when that link expires. Setting it back to false refreshes at
+	// once if the refresh was due meanwhile or the link is gone, and
+	// otherwise keeps the planned refresh.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // LatestBackup selects the newest successful backup of an instance.
@@ -388,6 +403,13 @@ type RedisBackupExportStatus struct {
 	// +kubebuilder:validation:MaxLength=64
 	SecretResourceVersion string `json:"secretResourceVersion,omitempty"`
 
+	// specDigest is a digest of the spec of observedGeneration, spec.suspend
+	// left out: a later generation with the same digest changed nothing but
+	// spec.suspend, and keeps the link and the planned refresh.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	SpecDigest string `json:"specDigest,omitempty"`
+
 	// lastHandledRefreshRequest is the value of the
 	// uredis.dezai.com/refresh-requested-at annotation last acted upon.
 	// +optional
@@ -409,6 +431,7 @@ type RedisBackupExportStatus struct {
 // +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.status.backupId`
 // +kubebuilder:printcolumn:name="Region",type=string,JSONPath=`.spec.region`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.credentialsRef) || self.spec.credentialsRef.name != (has(self.spec.target) && has(self.spec.target.name) ? self.spec.target.name : self.metadata.name)",message="the target Secret must not be the credentials Secret: set spec.target.name to another name"
 type RedisBackupExport struct {

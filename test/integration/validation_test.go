@@ -71,6 +71,7 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		{name: "annotation key invalid", spec: specWith("target", map[string]any{"annotations": map[string]any{"-bad": "x"}}), message: `every annotation key must be a valid Kubernetes annotation key`},
 		{name: "annotation value too long", spec: specWith("target", map[string]any{"annotations": map[string]any{"note": strings.Repeat("v", 4097)}}), message: `spec.target.annotations.note: Too long: may not be more than 4096 bytes`},
 		{name: "regionFlag not a boolean", spec: specWith("regionFlag", "yes"), message: `spec.regionFlag: Invalid value: "string": spec.regionFlag in body must be of type boolean`},
+		{name: "suspend not a boolean", spec: specWith("suspend", "yes"), message: `spec.suspend: Invalid value: "string": spec.suspend in body must be of type boolean`},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,7 +92,7 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 	// And valid specs close to the rejected ones are accepted, so the table
 	// tests the rules and not something else.
 	for i, spec := range []map[string]any{
-		specWith("slaveZone", "cn-bj2-05", "regionFlag", true),
+		specWith("slaveZone", "cn-bj2-05", "regionFlag", true, "suspend", true),
 		withKey(latestSpec(map[string]any{"groupId": "g1", "backupType": "Auto"}), "groupId", "g1"),
 		specWith("credentialsRef", map[string]any{"name": "c", "publicKeyKey": "UCLOUD_PUBLIC_KEY", "privateKeyKey": "ucloud.private-key", "securityTokenKey": "SecurityToken"}),
 		specWith("refreshBefore", "1h30m", "target", map[string]any{
