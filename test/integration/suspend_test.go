@@ -45,7 +45,9 @@ func (f *fixture) eventuallyReadyAs(name string, st metav1.ConditionStatus, reas
 // the link works, and turns False at the expiry. Resuming after the expiry
 // costs exactly one call.
 func TestSuspendStopsEveryCallAndWrite(t *testing.T) {
-	const lifetime = 20 * time.Second
+	// Long enough that the suspension lands well before the planned refresh
+	// (about 20 s after the link), even on a loaded machine.
+	const lifetime = 30 * time.Second
 	f := newFixture(t, withLinkLifetime(lifetime), withBackups("suspend", 2), withOperatorOptions(func(o *operator.Options) {
 		shortLinks(o)
 		o.Policy.ForcedRefreshMinInterval = 0
@@ -139,7 +141,9 @@ func TestSuspendStopsEveryCallAndWrite(t *testing.T) {
 // call and keeps the planned refresh; resuming once the planned refresh has
 // passed, with the link still valid, refreshes at once.
 func TestResumeRefreshesOnlyWhatIsDue(t *testing.T) {
-	const lifetime = 20 * time.Second
+	// Long enough that the suspension lands well before the planned refresh
+	// (about 20 s after the link), even on a loaded machine.
+	const lifetime = 30 * time.Second
 	f := newFixture(t, withLinkLifetime(lifetime), withBackups("resume", 2), withOperatorOptions(shortLinks))
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	names := f.createMany("resume", 2)
