@@ -78,6 +78,14 @@ var failureKinds = map[string]failureKind{
 	uredisv1alpha1.ReasonCredentialsInvalid:    {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
 	// A server-side dry-run finds it again before any call.
 	uredisv1alpha1.ReasonTargetInvalid: {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
+	// Found before any call when the template does not parse or fails on a
+	// placeholder link; one that fails only on the real link is found
+	// after the call, and each visit (only events bring one) calls again.
+	uredisv1alpha1.ReasonTemplateInvalid: {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
+	// Not a failed attempt (none is made while suspended), but a Ready
+	// False that only the user ends, by resuming: Stalled, no timed retry,
+	// and a resumed resource looks again at once.
+	uredisv1alpha1.ReasonSuspended: {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
 
 	// Namespace labels are not watched: look again now and then.
 	uredisv1alpha1.ReasonCredentialsNotAllowed: {class: stalled, retry: retrySlowly, beforeAnyCall: true},
@@ -88,7 +96,8 @@ var failureKinds = map[string]failureKind{
 }
 
 // kindOf returns the failureKind of a Ready reason; ok is false for reasons
-// that are not failures (Refreshed, RefreshFailing, LinkExpired).
+// that are not failures (Refreshed, RefreshFailing, LinkExpired). It is only
+// asked about a Ready condition that is False.
 func kindOf(reason string) (failureKind, bool) {
 	kind, ok := failureKinds[reason]
 	return kind, ok

@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -31,6 +34,9 @@ type attempt struct {
 	// status' link (deleted or edited, and not restored), so the link is
 	// no use to consumers however long it stays valid.
 	secretLost bool
+	// secretInSync: the target Secret held the status' link when the
+	// attempt began.
+	secretInSync bool
 }
 
 // outcomes turns attempts into status. It is the one place that decides
@@ -58,12 +64,17 @@ func (o outcomes) summarize(export *uredisv1alpha1.RedisBackupExport, a attempt)
 		o.succeeded(export, a)
 	case a.err != nil:
 		o.failed(export, a)
+	case export.Spec.Suspend:
+		markSuspended(export, a)
 	default:
-		markExpired(export, a.now)
+		if !markExpired(export, a.now) {
+			markResumed(export)
+		}
 	}
 	// The kstatus convention: the generation this attempt finished with,
 	// whatever its outcome.
 	export.Status.ObservedGeneration = export.Generation
+	export.Status.SpecDigest = specDigest(export.Spec)
 	setProgressConditions(export)
 	if o.omitLink {
 		export.Status.BackupPath = ""
@@ -143,10 +154,11 @@ func (o outcomes) retryAt(export *uredisv1alpha1.RedisBackupExport, kind failure
 
 // requeueAfter is the wait until the planned attempt, but while a link is
 // valid no later than a second after its expiry, so that the status turns
-// the moment the link stops working, whatever the plan.
+// the moment the link stops working, whatever the plan. A suspended
+// resource plans no attempt: it is woken only for the expiry.
 func requeueAfter(export *uredisv1alpha1.RedisBackupExport, now time.Time) time.Duration {
 	var wait time.Duration
-	if next := export.Status.NextRefreshTime; next != nil {
+	if next := export.Status.NextRefreshTime; next != nil && !export.Spec.Suspend {
 		wait = max(next.Sub(now), time.Second)
 	}
 	if linkStateAt(export, now) == linkValid {
@@ -168,6 +180,77 @@ func markExpired(export *uredisv1alpha1.RedisBackupExport, now time.Time) bool {
 	setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired,
 		fmt.Sprintf("the link in Secret %q expired at %s and no new one has been obtained yet", st.SecretName, formatTime(st.ExpiresAt.Time)))
 	return true
+}
+
+// markSuspended tells, while spec.suspend is true, whether the Secret
+// still holds a working link: Ready stays True until that link expires (or
+// the Secret loses it), then turns False. status.nextRefreshTime keeps the
+// planned refresh, so that resuming knows whether it is due.
+func markSuspended(export *uredisv1alpha1.RedisBackupExport, a attempt) {
+	const suspended = "suspended (spec.suspend: true): no API call and no write of the Secret until it is resumed"
+	st := export.Status
+	secret := export.TargetSecretName()
+	switch state := linkStateAt(export, a.now); {
+	case state == linkValid && a.secretInSync:
+		setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonSuspended,
+			fmt.Sprintf("%s; the link in Secret %q stays valid until %s", suspended, secret, formatTime(st.ExpiresAt.Time)))
+	case state == linkValid:
+		setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonSuspended,
+			fmt.Sprintf("%s; Secret %q no longer holds the link (deleted or edited), which is not written again until then (it would have stayed valid until %s)", suspended, secret, formatTime(st.ExpiresAt.Time)))
+	case state == linkExpired:
+		setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonSuspended,
+			fmt.Sprintf("%s; the link in Secret %q expired at %s, and resuming obtains a new one at once", suspended, secret, formatTime(st.ExpiresAt.Time)))
+	default:
+		setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonSuspended,
+			fmt.Sprintf("%s; no link has been obtained for the current spec, and resuming obtains one at once", suspended))
+	}
+}
+
+// markResumed: a resource resumed with its link still valid and its
+// planned refresh not due yet is Ready as it was before the suspension.
+func markResumed(export *uredisv1alpha1.RedisBackupExport) {
+	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+	st := export.Status
+	if ready == nil || ready.Reason != uredisv1alpha1.ReasonSuspended || ready.Status != metav1.ConditionTrue || st.NextRefreshTime == nil {
+		return
+	}
+	setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed,
+		fmt.Sprintf("resumed: Secret %q holds a link valid until %s; next refresh at %s",
+			st.SecretName, formatTime(st.ExpiresAt.Time), formatTime(st.NextRefreshTime.Time)))
+}
+
+// specDigest is a digest of everything in the spec but suspend: two
+// generations with the same digest ask for the same link and Secret.
+func specDigest(spec uredisv1alpha1.RedisBackupExportSpec) string {
+	spec.Suspend = false
+	body, err := json.Marshal(spec)
+	if err != nil {
+		return "" // a spec of strings, numbers and maps always encodes
+	}
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:16])
+}
+
+// followSuspendToggle carries the last attempt's verdict and link over to a
+// generation that changed nothing but spec.suspend (its spec digest is the
+// one recorded for status.observedGeneration), so that suspending or
+// resuming is not a spec change: it neither costs a call nor makes the link
+// one of an older spec. Statuses without a digest are left as they are.
+func followSuspendToggle(export *uredisv1alpha1.RedisBackupExport) {
+	st := &export.Status
+	if st.ObservedGeneration == export.Generation || st.SpecDigest == "" || st.SpecDigest != specDigest(export.Spec) {
+		return
+	}
+	observed := st.ObservedGeneration
+	if st.LinkGeneration = linkGeneration(*st); st.LinkGeneration == observed {
+		st.LinkGeneration = export.Generation
+	}
+	for i := range st.Conditions {
+		if st.Conditions[i].ObservedGeneration == observed {
+			st.Conditions[i].ObservedGeneration = export.Generation
+		}
+	}
+	st.ObservedGeneration = export.Generation
 }
 
 type linkState int
@@ -246,8 +329,10 @@ func eventFor(before *metav1.Condition, backupID string, export *uredisv1alpha1.
 	}
 	changed := before == nil || before.Status != after.Status || before.Reason != after.Reason
 	switch {
-	case changed && after.Reason == uredisv1alpha1.ReasonLinkExpired:
-		// Whether a failing retry or the wake-up at the expiry noticed it.
+	case changed && after.Reason == uredisv1alpha1.ReasonLinkExpired,
+		changed && after.Reason == uredisv1alpha1.ReasonSuspended && linkStateAt(export, a.now) == linkExpired:
+		// Whether a failing retry or the wake-up at the expiry noticed it,
+		// and whether the resource is suspended or not.
 		return notable{corev1.EventTypeWarning, uredisv1alpha1.ReasonLinkExpired, after.Message}, true
 	case a.link != nil:
 		recovered := before != nil && changed

@@ -279,7 +279,7 @@ func TestEveryReasonIsDeclared(t *testing.T) {
 			t.Errorf("%s describes the link, not a failure", reason)
 		}
 	}
-	if len(failureKinds) != 13 {
+	if len(failureKinds) != 15 {
 		t.Errorf("%d failure reasons declared; a new one needs its row in failureKinds, docs/reference.md and this test", len(failureKinds))
 	}
 	for reason, kind := range failureKinds {
@@ -320,6 +320,8 @@ func TestProgressConditions(t *testing.T) {
 		{metav1.ConditionFalse, uredisv1alpha1.ReasonSecretConflict, uredisv1alpha1.ConditionStalled, uredisv1alpha1.ConditionReconciling},
 		{metav1.ConditionFalse, uredisv1alpha1.ReasonProviderUnavailable, uredisv1alpha1.ConditionReconciling, uredisv1alpha1.ConditionStalled},
 		{metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired, uredisv1alpha1.ConditionReconciling, uredisv1alpha1.ConditionStalled},
+		{metav1.ConditionTrue, uredisv1alpha1.ReasonSuspended, "", ""},
+		{metav1.ConditionFalse, uredisv1alpha1.ReasonSuspended, uredisv1alpha1.ConditionStalled, uredisv1alpha1.ConditionReconciling},
 	}
 	for _, tt := range tests {
 		export := exportWithLink()
@@ -395,6 +397,15 @@ func TestEventFor(t *testing.T) {
 		{"failing on after the expiry", ready(metav1.ConditionFalse, uredisv1alpha1.ReasonLinkExpired), "b", expiresIn(0), attempt{err: outage}, ""},
 		{"no Ready condition at all", nil, "b", func(e *uredisv1alpha1.RedisBackupExport) { e.Status.NextRefreshTime = timePtr(now.Add(time.Hour)) }, attempt{}, ""},
 		{"nothing happens", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed), "b", nil, attempt{}, ""},
+		{"suspended", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed), "b", suspend, attempt{secretInSync: true}, ""},
+		{"the link expires while suspended", ready(metav1.ConditionTrue, uredisv1alpha1.ReasonSuspended), "b", func(e *uredisv1alpha1.RedisBackupExport) {
+			suspend(e)
+			expiresIn(0)(e)
+		}, attempt{secretInSync: true}, "Warning/LinkExpired"},
+		{"suspended past the expiry", ready(metav1.ConditionFalse, uredisv1alpha1.ReasonSuspended), "b", func(e *uredisv1alpha1.RedisBackupExport) {
+			suspend(e)
+			expiresIn(0)(e)
+		}, attempt{secretInSync: true}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -422,4 +433,144 @@ func TestEventFor(t *testing.T) {
 			}
 		})
 	}
+}
+
+func suspend(e *uredisv1alpha1.RedisBackupExport) { e.Spec.Suspend = true }
+
+// TestSummarizeSuspended: while suspended, Ready tells whether the Secret
+// still holds a working link, nothing is planned but the wake-up at the
+// expiry, and the planned refresh is kept for the resume.
+func TestSummarizeSuspended(t *testing.T) {
+	tests := []struct {
+		name       string
+		mutate     func(*uredisv1alpha1.RedisBackupExport)
+		inSync     bool
+		wantReady  string
+		wantStalls bool
+		wantWait   time.Duration
+		message    string
+	}{{
+		name:      "a valid link in the Secret: Ready until the expiry, which wakes it",
+		inSync:    true,
+		wantReady: "True/Suspended", wantWait: time.Hour + time.Second,
+		message: `the link in Secret "target" stays valid until 2026-11-27T11:00:00Z`,
+	}, {
+		name:      "the refresh is overdue: no wake-up before the expiry",
+		mutate:    func(e *uredisv1alpha1.RedisBackupExport) { e.Status.NextRefreshTime = timePtr(now.Add(-time.Minute)) },
+		inSync:    true,
+		wantReady: "True/Suspended", wantWait: time.Hour + time.Second,
+	}, {
+		name:      "the Secret was deleted or edited: not Ready, and not repaired",
+		wantReady: "False/Suspended", wantStalls: true, wantWait: time.Hour + time.Second,
+		message: `Secret "target" no longer holds the link`,
+	}, {
+		name:      "the link expired: not Ready, nothing planned",
+		mutate:    expiresIn(0),
+		inSync:    true,
+		wantReady: "False/Suspended", wantStalls: true,
+		message: `expired at 2026-11-27T10:00:00Z, and resuming obtains a new one at once`,
+	}, {
+		name:      "no link for the current spec",
+		mutate:    func(e *uredisv1alpha1.RedisBackupExport) { e.Generation = 2 },
+		inSync:    true,
+		wantReady: "False/Suspended", wantStalls: true,
+		message: "no link has been obtained for the current spec",
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			export := exportWithLink()
+			export.Spec.Suspend = true
+			if tt.mutate != nil {
+				tt.mutate(export)
+			}
+			before := export.Status.NextRefreshTime
+			wait := testOutcomes.summarize(export, attempt{now: now, jitter: fullJitter, secretInSync: tt.inSync})
+			st := export.Status
+			ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
+			if got := string(ready.Status) + "/" + ready.Reason; got != tt.wantReady {
+				t.Errorf("Ready = %s (%s), want %s", got, ready.Message, tt.wantReady)
+			}
+			if !strings.Contains(ready.Message, "suspended") || !strings.Contains(ready.Message, tt.message) {
+				t.Errorf("message %q does not say it is suspended and %q", ready.Message, tt.message)
+			}
+			if stalled := meta.IsStatusConditionTrue(st.Conditions, uredisv1alpha1.ConditionStalled); stalled != tt.wantStalls {
+				t.Errorf("Stalled=%v, want %v", stalled, tt.wantStalls)
+			}
+			if meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReconciling) != nil {
+				t.Errorf("a suspended resource is never Reconciling")
+			}
+			if wait != tt.wantWait {
+				t.Errorf("requeue after %v, want %v", wait, tt.wantWait)
+			}
+			if !st.NextRefreshTime.Equal(before) || st.FailureCount != 2 || st.LastFailureTime != nil {
+				t.Errorf("the plan and the failure bookkeeping are kept: next %v, failures %d, last %v", st.NextRefreshTime, st.FailureCount, st.LastFailureTime)
+			}
+			if st.SpecDigest != specDigest(export.Spec) {
+				t.Errorf("the spec digest of the observed generation is recorded")
+			}
+		})
+	}
+}
+
+// TestSuspendToggleIsNotASpecChange: suspending and resuming keep the link
+// and the last verdict; any other edit, before or while suspended, is a
+// spec change as before.
+func TestSuspendToggleIsNotASpecChange(t *testing.T) {
+	observed := func() *uredisv1alpha1.RedisBackupExport {
+		export := exportWithLink()
+		testOutcomes.summarize(export, attempt{now: now, secretInSync: true})
+		return export
+	}
+	t.Run("suspend, then resume", func(t *testing.T) {
+		export := observed()
+		for _, step := range []struct {
+			generation int64
+			suspended  bool
+		}{{2, true}, {3, false}} {
+			generation := step.generation
+			export.Generation, export.Spec.Suspend = generation, step.suspended
+			followSuspendToggle(export)
+			if specChanged(export) || linkStateAt(export, now) != linkValid || export.Status.LinkGeneration != generation {
+				t.Fatalf("generation %d: spec changed %v, link state %v, link generation %d", generation, specChanged(export), linkStateAt(export, now), export.Status.LinkGeneration)
+			}
+			testOutcomes.summarize(export, attempt{now: now, secretInSync: true})
+		}
+		ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
+		if ready.Reason != uredisv1alpha1.ReasonRefreshed || !strings.HasPrefix(ready.Message, "resumed: ") {
+			t.Errorf("after the resume: %s %q", ready.Reason, ready.Message)
+		}
+	})
+	t.Run("another field changes with suspend", func(t *testing.T) {
+		export := observed()
+		export.Generation, export.Spec.Suspend, export.Spec.BackupID = 2, true, "other"
+		followSuspendToggle(export)
+		if !specChanged(export) || linkStateAt(export, now) != noLink {
+			t.Errorf("a new backupId is a spec change")
+		}
+	})
+	t.Run("an edit while suspended, then the resume", func(t *testing.T) {
+		export := observed()
+		export.Generation, export.Spec.Suspend = 2, true
+		followSuspendToggle(export)
+		testOutcomes.summarize(export, attempt{now: now, secretInSync: true})
+		export.Generation, export.Spec.BackupID = 3, "other"
+		followSuspendToggle(export)
+		testOutcomes.summarize(export, attempt{now: now, secretInSync: true})
+		export.Generation, export.Spec.Suspend = 4, false
+		followSuspendToggle(export)
+		if linkStateAt(export, now) != noLink || export.Status.LinkGeneration != 2 {
+			t.Errorf("the link is still the one of generation 2: link generation %d", export.Status.LinkGeneration)
+		}
+		if _, ok := kindOf(readyReason(export)); !ok {
+			t.Errorf("Ready %s: a resumed resource without a link must look again at once", readyReason(export))
+		}
+	})
+	t.Run("a status without a digest", func(t *testing.T) {
+		export := exportWithLink()
+		export.Generation, export.Spec.Suspend = 2, true
+		followSuspendToggle(export)
+		if !specChanged(export) {
+			t.Errorf("without a digest, a new generation is a spec change")
+		}
+	})
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/dezai/uredis-backup-operator/internal/expiring"
 	"github.com/dezai/uredis-backup-operator/internal/metrics"
 	"github.com/dezai/uredis-backup-operator/internal/schedule"
+	"github.com/dezai/uredis-backup-operator/internal/secrettemplate"
 )
 
 // BackupLinkResolver is the part of the cloud client the reconciler uses.
@@ -118,6 +119,7 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	r.recent.freshest(export)
 	original := export.DeepCopy()
+	followSuspendToggle(export)
 
 	secret, err := r.cachedTargetSecret(ctx, export)
 	if err != nil {
@@ -132,7 +134,7 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		return ctrl.Result{}, sourceErr
 	}
 	credentialsVersion := r.credentialsVersion(ctx, source)
-	a := attempt{now: r.Clock.Now(), jitter: r.Jitter(), secretVersion: verified}
+	a := attempt{now: r.Clock.Now(), jitter: r.Jitter(), secretVersion: verified, secretInSync: inSync}
 	decision := schedule.Decide(r.Policy, r.observe(export, inSync, credentialsVersion, a.now))
 	log.FromContext(ctx).V(1).Info("decided", "action", decision.Action.String(), "reason", decision.Reason)
 
@@ -171,8 +173,11 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 // refresh. It names no time, so that repeated requests make one Event
 // series rather than one Event each.
 func (r *RedisBackupExportReconciler) declineNote(decision schedule.Decision) string {
-	if decision.Declined == schedule.DeclinedCredentialsRejected {
+	switch decision.Declined {
+	case schedule.DeclinedCredentialsRejected:
 		return "refresh request acknowledged without a refresh: the provider rejected the credentials, and only new credentials (or the planned retry) bring another attempt"
+	case schedule.DeclinedSuspended:
+		return "refresh request acknowledged without a refresh: the resource is suspended (spec.suspend: true); resuming refreshes at once if the refresh is due"
 	}
 	return fmt.Sprintf("refresh request acknowledged without a refresh: forced refreshes come at least %s after the last attempt; the link in status is unchanged", r.Policy.ForcedRefreshMinInterval)
 }
@@ -200,6 +205,7 @@ func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackup
 		CredentialsChanged: rejectionSeen && rejected.(string) != credentialsVersion,
 		CheapToRecheck:     failing && lastFailure.beforeAnyCall,
 		RefreshRequested:   refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
+		Suspended:          export.Spec.Suspend,
 	}
 	for _, t := range []*metav1.Time{st.LastRefreshTime, st.LastFailureTime} {
 		if t != nil && t.After(obs.LastAttempt) {
@@ -252,9 +258,15 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 	if err != nil {
 		return "", nil, "", err
 	}
-	version, err := r.writeSecret(ctx, export, secret, secretData(export, linkData{
+	content, err := contentFor(export, linkData{
 		backupPath: link.URL, innerBackupPath: link.InnerURL, backupID: backup.id, expiresAt: link.ExpiresAt,
-	}), false)
+	})
+	if err != nil {
+		// A template that fails on the real link: the link is dropped and
+		// the Secret left as it is.
+		return "", nil, "", err
+	}
+	version, err := r.writeSecret(ctx, export, secret, content, false)
 	if err != nil {
 		return "", nil, "", err
 	}
@@ -274,10 +286,11 @@ func (r *RedisBackupExportReconciler) restoreSecret(ctx context.Context, export 
 		return nil
 	}
 	a.secretLost = true
-	if st.BackupPath == "" {
-		return nil // the link is kept out of status: nothing to restore
+	content, ok := restorable(export)
+	if !ok {
+		return nil
 	}
-	version, err := r.writeSecret(ctx, export, secret, statusData(export), false)
+	version, err := r.writeSecret(ctx, export, secret, content, false)
 	if err == nil {
 		a.secretVersion, a.secretLost = version, false
 		log.FromContext(ctx).Info("restored the Secret with the link still valid", "expiresAt", formatTime(st.ExpiresAt.Time))
@@ -286,6 +299,17 @@ func (r *RedisBackupExportReconciler) restoreSecret(ctx context.Context, export 
 		return err
 	}
 	return nil
+}
+
+// restorable is what puts the status' link back into the Secret; false
+// when there is nothing to put back: the link is kept out of status, or the
+// template fails on it.
+func restorable(export *uredisv1alpha1.RedisBackupExport) (secretContent, bool) {
+	if export.Status.BackupPath == "" {
+		return secretContent{}, false
+	}
+	content, err := contentFor(export, statusLink(export))
+	return content, err == nil
 }
 
 // report counts and logs an attempt's outcome, records its Event when it
@@ -328,6 +352,9 @@ func refreshBefore(spec uredisv1alpha1.RedisBackupExportSpec) time.Duration {
 // fetchLink checks that the target Secret is ours to write, then asks the
 // API for a link. The check comes first so that a name clash costs no quota.
 func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata, access credentialAccess, forced bool) (chosenBackup, cloud.BackupLink, error) {
+	if err := checkTemplates(export, r.Clock.Now()); err != nil {
+		return chosenBackup{}, cloud.BackupLink{}, err
+	}
 	if err := r.checkTargetWritable(ctx, export, secret); err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
@@ -413,8 +440,12 @@ func (r *RedisBackupExportReconciler) tryTargetWrite(ctx context.Context, export
 	if !shapeChanged && readyReason(export) != uredisv1alpha1.ReasonTargetInvalid {
 		return nil
 	}
-	placeholder := secretData(export, linkData{backupPath: "https://dry-run.invalid/", backupID: export.Spec.BackupID, expiresAt: r.Clock.Now()})
-	_, err := r.writeSecret(ctx, export, secret, placeholder, true)
+	fields := secrettemplate.Placeholder(export.Spec.BackupID, export.Spec.Region, r.Clock.Now())
+	placeholder, err := contentFor(export, linkData{backupPath: fields.BackupPath, innerBackupPath: fields.InnerBackupPath, backupID: fields.BackupID, expiresAt: fields.ExpiresAt})
+	if err != nil {
+		return err
+	}
+	_, err = r.writeSecret(ctx, export, secret, placeholder, true)
 	return err
 }
 

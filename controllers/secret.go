@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+	"github.com/dezai/uredis-backup-operator/internal/secrettemplate"
 )
 
 // linkData is what a Secret carries, before key names are applied.
@@ -42,6 +44,106 @@ func secretData(export *uredisv1alpha1.RedisBackupExport, link linkData) map[str
 		data[keys.InnerBackupPath] = []byte(link.innerBackupPath)
 	}
 	return data
+}
+
+// secretContent is the data of a target Secret and the hash written
+// beside it (AnnotationDataHash).
+type secretContent struct {
+	data map[string][]byte
+	hash string
+}
+
+// contentFor is what the target Secret holds for a link: the default keys
+// (secretData), the templates of spec.target.template rendered, or both.
+// Without a template the hash is the data's; with one it also covers the
+// link's expiry, so that a Secret holding an older rendering (restored
+// from a backup, say) is never taken for the current link's, although its
+// values need not say which link they come from. A template that fails to
+// render is a TemplateInvalid failure that never quotes the link.
+func contentFor(export *uredisv1alpha1.RedisBackupExport, link linkData) (secretContent, error) {
+	data := secretData(export, link)
+	tmpl := export.Spec.Target.Template
+	if tmpl == nil {
+		return secretContent{data: data, hash: dataHash(data)}, nil
+	}
+	set, err := parseTemplates(tmpl)
+	if err != nil {
+		return secretContent{}, err
+	}
+	rendered, err := set.Render(templateFields(export, link))
+	if err != nil {
+		return secretContent{}, templateFailure(err, false)
+	}
+	if tmpl.MergePolicy == uredisv1alpha1.MergePolicyMerge {
+		maps.Copy(data, rendered)
+		rendered = data
+	}
+	return secretContent{data: rendered, hash: templatedHash(rendered, link.expiresAt)}, nil
+}
+
+// templatedHash is the hash of a templated Secret's data and its link's
+// expiry (under the key "", which no Secret key can be).
+func templatedHash(data map[string][]byte, expiresAt time.Time) string {
+	withExpiry := maps.Clone(data)
+	if withExpiry == nil {
+		withExpiry = map[string][]byte{}
+	}
+	withExpiry[""] = []byte(formatTime(expiresAt))
+	return dataHash(withExpiry)
+}
+
+func parseTemplates(tmpl *uredisv1alpha1.SecretTemplate) (*secrettemplate.Set, error) {
+	texts := make(map[string]string, len(tmpl.Data))
+	for key, text := range tmpl.Data {
+		texts[key] = string(text)
+	}
+	set, err := secrettemplate.Parse(texts)
+	if err != nil {
+		return nil, templateFailure(err, true)
+	}
+	return set, nil
+}
+
+func templateFields(export *uredisv1alpha1.RedisBackupExport, link linkData) secrettemplate.Fields {
+	return secrettemplate.Fields{
+		BackupPath: link.backupPath, InnerBackupPath: link.innerBackupPath, ExpiresAt: link.expiresAt,
+		BackupID: link.backupID, Region: export.Spec.Region,
+	}
+}
+
+// checkTemplates parses spec.target.template and renders it with a
+// placeholder link before any API call, so that a template that cannot
+// work costs no quota. A template that only fails on the real link is
+// found after the call, and the Secret is left as it is then too.
+func checkTemplates(export *uredisv1alpha1.RedisBackupExport, now time.Time) error {
+	tmpl := export.Spec.Target.Template
+	if tmpl == nil {
+		return nil
+	}
+	set, err := parseTemplates(tmpl)
+	if err != nil {
+		return err
+	}
+	if _, err := set.Render(secrettemplate.Placeholder(export.Spec.BackupID, export.Spec.Region, now.Add(time.Hour))); err != nil {
+		return templateFailure(err, true)
+	}
+	return nil
+}
+
+// templateFailure is TemplateInvalid for a template error. Only a rendering
+// of the placeholder link may show the underlying error's text: with the
+// real link it may quote it.
+func templateFailure(err error, placeholder bool) error {
+	text := err.Error()
+	var e *secrettemplate.Error
+	if errors.As(err, &e) && placeholder {
+		text = e.WithCause()
+		if !strings.Contains(text, "does not parse") && !strings.Contains(text, "may not use") {
+			text += " (rendered with a placeholder link before any API call)"
+		}
+	}
+	return newFailure(uredisv1alpha1.ReasonTemplateInvalid,
+		"spec.target.template: %s; the Secret is left as it is, and nothing is retried until the spec changes", truncate(text, maxErrorText))
 }
 
 // keyNames fills in the default key names.
@@ -80,11 +182,17 @@ func ownerAsWanted(secret metav1.Object, export *uredisv1alpha1.RedisBackupExpor
 	return metav1.IsControlledBy(secret, export) == (export.Spec.Target.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan)
 }
 
-// statusData is the data the target Secret holds for the link in status
-// (the internal link aside, which the status does not keep).
-func statusData(export *uredisv1alpha1.RedisBackupExport) map[string][]byte {
+// statusLink is the link in status (the internal link aside, which the
+// status does not keep).
+func statusLink(export *uredisv1alpha1.RedisBackupExport) linkData {
 	st := export.Status
-	return secretData(export, linkData{backupPath: st.BackupPath, backupID: st.BackupID, expiresAt: st.ExpiresAt.Time})
+	return linkData{backupPath: st.BackupPath, backupID: st.BackupID, expiresAt: st.ExpiresAt.Time}
+}
+
+// statusData is the default keys' data the target Secret holds for the
+// link in status.
+func statusData(export *uredisv1alpha1.RedisBackupExport) map[string][]byte {
+	return secretData(export, statusLink(export))
 }
 
 // knownInSync reports, from the cached metadata alone, that the target
@@ -103,6 +211,19 @@ func knownInSync(secret *metav1.PartialObjectMetadata, export *uredisv1alpha1.Re
 func holdsStatusLink(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport) bool {
 	if secret == nil || export.Status.ExpiresAt == nil || !ownsSecret(secret, export) {
 		return false
+	}
+	if export.Spec.Target.Template != nil {
+		// The data is the operator's own rendering for this very link (the
+		// hash covers the expiry); it cannot be rendered again to compare,
+		// as the status keeps neither the internal link nor, with
+		// --link-in-status=false, the link.
+		hash := templatedHash(secret.Data, export.Status.ExpiresAt.Time)
+		if secret.Annotations[uredisv1alpha1.AnnotationDataHash] != hash {
+			return false
+		}
+		shaped := secret.DeepCopy()
+		shapeMetadata(shaped, export, hash)
+		return metadataEqual(secret, shaped)
 	}
 	hash := dataHash(secret.Data)
 	if secret.Annotations[uredisv1alpha1.AnnotationDataHash] != hash {
@@ -155,13 +276,13 @@ func (r *RedisBackupExportReconciler) targetInSync(ctx context.Context, export *
 // name, nil when the cache has none; the cache only holds Secrets this
 // operator manages. With dryRun the API server validates the write (schema,
 // admission) without making it.
-func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, data map[string][]byte, dryRun bool) (string, error) {
+func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, content secretContent, dryRun bool) (string, error) {
 	var version string
 	var err error
 	if current == nil {
-		version, err = r.createSecret(ctx, export, data, dryRun)
+		version, err = r.createSecret(ctx, export, content, dryRun)
 	} else {
-		version, err = r.patchSecret(ctx, export, current, data, dryRun)
+		version, err = r.patchSecret(ctx, export, current, content, dryRun)
 	}
 	if err == nil && !dryRun {
 		r.ownWrites.Put(version, struct{}{})
@@ -169,11 +290,11 @@ func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *u
 	return version, err
 }
 
-func (r *RedisBackupExportReconciler) patchSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, data map[string][]byte, dryRun bool) (string, error) {
+func (r *RedisBackupExportReconciler) patchSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, content secretContent, dryRun bool) (string, error) {
 	if !ownsSecret(current, export) {
 		return "", newConflictError(export)
 	}
-	secret, patch, err := r.secretPatch(ctx, export, current, data)
+	secret, patch, err := r.secretPatch(ctx, export, current, content)
 	if err != nil {
 		return "", err
 	}
@@ -196,12 +317,12 @@ func (r *RedisBackupExportReconciler) patchSecret(ctx context.Context, export *u
 // the owner reference must change, or the annotations are gone, is the
 // Secret read, and a merge patch computed from it (pinned to the version
 // read).
-func (r *RedisBackupExportReconciler) secretPatch(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, data map[string][]byte) (*corev1.Secret, client.Patch, error) {
+func (r *RedisBackupExportReconciler) secretPatch(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, content secretContent) (*corev1.Secret, client.Patch, error) {
 	// A JSON patch adds annotations one by one: it needs the map to exist,
 	// which the operator's own annotations ensure unless someone removed
 	// them all.
 	if ownerAsWanted(current, export) && len(current.Annotations) > 0 {
-		patch, err := jsonPatch(current.ResourceVersion, export, data)
+		patch, err := jsonPatch(current.ResourceVersion, export, content)
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: current.Name, Namespace: current.Namespace}}, patch, err
 	}
 	secret := &corev1.Secret{}
@@ -212,7 +333,7 @@ func (r *RedisBackupExportReconciler) secretPatch(ctx context.Context, export *u
 		return nil, nil, newConflictError(export)
 	}
 	desired := secret.DeepCopy()
-	shapeSecret(desired, export, data)
+	shapeSecret(desired, export, content)
 	return desired, client.MergeFromWithOptions(secret, client.MergeFromWithOptimisticLock{}), nil
 }
 
@@ -225,16 +346,16 @@ type patchOp struct {
 // jsonPatch sets resourceVersion (the API server refuses the patch with a
 // conflict if the Secret has another), the operator's and the spec's labels
 // and annotations, and the whole data.
-func jsonPatch(resourceVersion string, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte) (client.Patch, error) {
+func jsonPatch(resourceVersion string, export *uredisv1alpha1.RedisBackupExport, content secretContent) (client.Patch, error) {
 	ops := []patchOp{{Op: "replace", Path: "/metadata/resourceVersion", Value: resourceVersion}}
-	labels, annotations := secretMetadata(export, dataHash(data))
+	labels, annotations := secretMetadata(export, content.hash)
 	for _, key := range slices.Sorted(maps.Keys(labels)) {
 		ops = append(ops, patchOp{Op: "add", Path: "/metadata/labels/" + escapePointer(key), Value: labels[key]})
 	}
 	for _, key := range slices.Sorted(maps.Keys(annotations)) {
 		ops = append(ops, patchOp{Op: "add", Path: "/metadata/annotations/" + escapePointer(key), Value: annotations[key]})
 	}
-	ops = append(ops, patchOp{Op: "add", Path: "/data", Value: data})
+	ops = append(ops, patchOp{Op: "add", Path: "/data", Value: content.data})
 	body, err := json.Marshal(ops)
 	if err != nil {
 		return nil, err
@@ -247,12 +368,12 @@ func escapePointer(key string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
 }
 
-func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte, dryRun bool) (string, error) {
+func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, content secretContent, dryRun bool) (string, error) {
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: export.TargetSecretName(), Namespace: export.Namespace},
 		Type:       corev1.SecretTypeOpaque,
 	}
-	shapeSecret(secret, export, data)
+	shapeSecret(secret, export, content)
 	var opts []client.CreateOption
 	if dryRun {
 		opts = append(opts, client.DryRunAll)
@@ -285,9 +406,9 @@ func (r *RedisBackupExportReconciler) classifyExistingSecret(ctx context.Context
 // the spec's labels and annotations (added to, never replacing, what others
 // put there), the operator's own label and annotations, and the owner
 // reference that the creation policy asks for.
-func shapeSecret(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport, data map[string][]byte) {
-	shapeMetadata(secret, export, dataHash(data))
-	secret.Data = data
+func shapeSecret(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport, content secretContent) {
+	shapeMetadata(secret, export, content.hash)
+	secret.Data = content.data
 	secret.StringData = nil
 }
 

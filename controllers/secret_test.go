@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -23,7 +24,7 @@ func TestHoldsStatusLink(t *testing.T) {
 	good := func() *corev1.Secret {
 		data := secretData(export, linkData{backupPath: export.Status.BackupPath, innerBackupPath: "https://inner.example.com/x", backupID: "b", expiresAt: export.Status.ExpiresAt.Time})
 		secret := &corev1.Secret{}
-		shapeSecret(secret, export, data)
+		shapeSecret(secret, export, plain(data))
 		return secret
 	}
 	tests := []struct {
@@ -79,7 +80,7 @@ func TestKnownInSync(t *testing.T) {
 	export.Status.SecretResourceVersion = "42"
 	cached := func() *metav1.PartialObjectMetadata {
 		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "42"}}
-		shapeSecret(secret, export, statusData(export))
+		shapeSecret(secret, export, plain(statusData(export)))
 		obj, err := CacheManagedSecret(&metav1.PartialObjectMetadata{ObjectMeta: secret.ObjectMeta})
 		if err != nil {
 			t.Fatal(err)
@@ -133,7 +134,7 @@ func TestShapeSecret(t *testing.T) {
 	}
 
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"team": "a"}}}
-	shapeSecret(secret, export, data)
+	shapeSecret(secret, export, plain(data))
 	if secret.Labels["team"] != "a" || secret.Labels["app"] != "restore" || secret.Labels[uredisv1alpha1.LabelManagedBy] != uredisv1alpha1.ManagedByValue {
 		t.Errorf("labels = %v", secret.Labels)
 	}
@@ -145,7 +146,7 @@ func TestShapeSecret(t *testing.T) {
 	}
 
 	export.Spec.Target.CreationPolicy = uredisv1alpha1.CreationPolicyOrphan
-	shapeSecret(secret, export, data)
+	shapeSecret(secret, export, plain(data))
 	if len(secret.OwnerReferences) != 0 {
 		t.Fatalf("Orphan policy must drop the owner reference: %+v", secret.OwnerReferences)
 	}
@@ -160,7 +161,7 @@ func TestCacheManagedSecretKeepsOnlyWhatTheReconcilerReads(t *testing.T) {
 		Name: "target", Namespace: "ns", UID: "s-1", ResourceVersion: "7",
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 	}}
-	shapeSecret(secret, export, statusData(export))
+	shapeSecret(secret, export, plain(statusData(export)))
 	// What a tenant can add to a labelled Secret's metadata, however large.
 	big := strings.Repeat("x", 200<<10)
 	secret.Labels["team"] = "a"
@@ -199,7 +200,7 @@ func TestCacheManagedSecretKeepsOnlyWhatTheReconcilerReads(t *testing.T) {
 func TestJSONPatchReplacesDataOnlyAtTheCachedVersion(t *testing.T) {
 	export := exportWithLink()
 	export.Spec.Target.Annotations = map[string]uredisv1alpha1.AnnotationValue{"example.com/a~b": "v"}
-	patch, err := jsonPatch("42", export, statusData(export))
+	patch, err := jsonPatch("42", export, plain(statusData(export)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,5 +248,122 @@ func TestRefusedWriteKeepsTheServersTextOut(t *testing.T) {
 	policy := apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "target", nil)
 	if reason := reasonFor(refusedWrite(export, policy)); reason != uredisv1alpha1.ReasonSecretWriteRefused {
 		t.Errorf("a 422 naming no field (an admission policy) is SecretWriteRefused, got %s", reason)
+	}
+}
+
+// plain is the content of a Secret without a template.
+func plain(data map[string][]byte) secretContent {
+	return secretContent{data: data, hash: dataHash(data)}
+}
+
+func withTemplate(policy uredisv1alpha1.TemplateMergePolicy, data map[string]uredisv1alpha1.TemplateText) *uredisv1alpha1.RedisBackupExport {
+	export := exportWithLink()
+	export.Spec.Target.Template = &uredisv1alpha1.SecretTemplate{Data: data, Type: uredisv1alpha1.SecretTypeOpaque, MergePolicy: policy}
+	return export
+}
+
+// TestTemplatedContent: Replace holds only the templated keys, Merge the
+// default ones too (a templated key wins), and the hash covers the link's
+// expiry.
+func TestTemplatedContent(t *testing.T) {
+	templates := map[string]uredisv1alpha1.TemplateText{
+		"curl.conf": `url = {{ .backupPath | quote }}`,
+		"region":    `{{ .region | upper }}`,
+	}
+	link := statusLink(exportWithLink())
+	replaced, err := contentFor(withTemplate(uredisv1alpha1.MergePolicyReplace, templates), link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"curl.conf": `url = "https://old.example.com/x"`, "region": "R"}; !reflect.DeepEqual(stringData(replaced.data), want) {
+		t.Errorf("Replace: %v, want %v", stringData(replaced.data), want)
+	}
+	merged, err := contentFor(withTemplate(uredisv1alpha1.MergePolicyMerge, templates), link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := stringData(merged.data)
+	if got["curl.conf"] != `url = "https://old.example.com/x"` || got["region"] != "R" || got["backupPath"] != "https://old.example.com/x" || len(got) != 5 {
+		t.Errorf("Merge: %v", got)
+	}
+	later := link
+	later.expiresAt = later.expiresAt.Add(time.Second)
+	again, _ := contentFor(withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"region": `{{ .region }}`}), link)
+	other, _ := contentFor(withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"region": `{{ .region }}`}), later)
+	if !reflect.DeepEqual(again.data, other.data) || again.hash == other.hash {
+		t.Errorf("the same data for two links must hash differently")
+	}
+}
+
+func stringData(data map[string][]byte) map[string]string {
+	out := map[string]string{}
+	for k, v := range data {
+		out[k] = string(v)
+	}
+	return out
+}
+
+func TestHoldsStatusLinkTemplated(t *testing.T) {
+	export := withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{
+		"inner": `{{ .innerBackupPath }}`, "url": `{{ .backupPath }}`,
+	})
+	// Written with the internal link the status does not keep.
+	link := statusLink(export)
+	link.innerBackupPath = "https://inner.example.com/x"
+	good := func(link linkData) *corev1.Secret {
+		content, err := contentFor(export, link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret := &corev1.Secret{}
+		shapeSecret(secret, export, content)
+		return secret
+	}
+	if !holdsStatusLink(good(link), export) {
+		t.Error("the operator's own rendering of the status' link")
+	}
+	edited := good(link)
+	edited.Data["url"] = []byte("https://evil.example.com/")
+	if holdsStatusLink(edited, export) {
+		t.Error("an edited value")
+	}
+	older := link
+	older.expiresAt = older.expiresAt.Add(-time.Hour)
+	if holdsStatusLink(good(older), export) {
+		t.Error("a rendering of another link (an older Secret restored from a backup)")
+	}
+	labelled := good(link)
+	labelled.Labels["team"] = "a"
+	if !holdsStatusLink(labelled, export) {
+		t.Error("someone else's label changes nothing")
+	}
+}
+
+// TestTemplateFailures: TemplateInvalid names the key; the placeholder
+// check shows the error, the real link's rendering never quotes it.
+func TestTemplateFailures(t *testing.T) {
+	typo := withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"url": `{{ .backupURL }}`})
+	err := checkTemplates(typo, now)
+	if reasonFor(err) != uredisv1alpha1.ReasonTemplateInvalid || !strings.Contains(err.Error(), `key "url"`) || !strings.Contains(err.Error(), `backupURL`) {
+		t.Errorf("a field of another name is found before any call: %v", err)
+	}
+	unparsed := withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"url": `{{ .backupPath `})
+	if err := checkTemplates(unparsed, now); reasonFor(err) != uredisv1alpha1.ReasonTemplateInvalid || !strings.Contains(err.Error(), "does not parse") {
+		t.Errorf("%v", err)
+	}
+	// Works on the placeholder, fails on a link without "Expires=".
+	fragile := withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"expires": `{{ index (splitList "Expires=" .backupPath) 1 }}`})
+	if err := checkTemplates(fragile, now); err != nil {
+		t.Fatalf("the placeholder has an Expires parameter: %v", err)
+	}
+	_, err = contentFor(fragile, linkData{backupPath: "https://storage.example.com/b?Signature=SECRET", expiresAt: now})
+	if reasonFor(err) != uredisv1alpha1.ReasonTemplateInvalid || !strings.Contains(err.Error(), `key "expires" fails to render at line 1, column 3`) {
+		t.Errorf("%v", err)
+	}
+	if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "storage.example.com") {
+		t.Errorf("the message quotes the link: %v", err)
+	}
+	if checkTemplates(exportWithLink(), now) != nil {
+		t.Error("no template, nothing to check")
 	}
 }

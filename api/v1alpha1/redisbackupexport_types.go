@@ -69,6 +69,14 @@ const (
 	// describes invalid (HTTP 422); nothing is retried until the spec
 	// changes.
 	ReasonTargetInvalid = "TargetInvalid"
+	// ReasonTemplateInvalid: a template of spec.target.template does not
+	// parse, or fails to render; the Secret is left as it is, and nothing is
+	// retried until the spec changes.
+	ReasonTemplateInvalid = "TemplateInvalid"
+	// ReasonSuspended: spec.suspend is true, so the operator neither calls
+	// the API nor writes the Secret. Ready stays True while the Secret holds
+	// a valid link, and turns False when it expires.
+	ReasonSuspended = "Suspended"
 )
 
 // RedisBackupExportSpec names a URedis backup whose time-limited download
@@ -158,6 +166,17 @@ type RedisBackupExportSpec struct {
 	// target describes the Secret the operator writes the link into.
 	// +optional
 	Target TargetSecret `json:"target,omitempty"`
+
+	// suspend, when true, stops every call to the cloud API and every
+	// write of the target Secret for this resource: no refresh, no forced
+	// refresh (a refresh-requested-at value is acknowledged and declined),
+	// no repair of a deleted or edited Secret. The Ready condition (reason
+	// Suspended) stays True while the Secret holds a valid link and turns
+	// False when that link expires. Setting it back to false refreshes at
+	// once if the refresh was due meanwhile or the link is gone, and
+	// otherwise keeps the planned refresh.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // LatestBackup selects the newest successful backup of an instance.
@@ -270,7 +289,68 @@ type TargetSecret struct {
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !format.qualifiedName().validate(k.lowerAscii()).hasValue())",message="every annotation key must be a valid Kubernetes annotation key: an optional DNS subdomain prefix and '/', then at most 63 characters of [-._a-zA-Z0-9] beginning and ending with an alphanumeric"
 	// +kubebuilder:validation:XValidation:rule="self.all(k, !k.startsWith('uredis.dezai.com/'))",message="annotations under uredis.dezai.com/ are set by the operator"
 	Annotations map[string]AnnotationValue `json:"annotations,omitempty"`
+
+	// template renders the Secret's data from Go templates, for consumers
+	// that want the link in a shape of their own (an rclone or curl config
+	// file, an env file, a URL with more parameters).
+	// +optional
+	Template *SecretTemplate `json:"template,omitempty"`
 }
+
+// SecretTemplate renders the target Secret's data with Go text/template and
+// a subset of the sprig functions (none that read the environment, files or
+// the network, nor random or time-dependent ones). Each template sees the
+// fields .backupPath, .innerBackupPath (empty when the API returns no
+// internal link), .expiresAt (RFC 3339, UTC), .expiresAtUnix (Unix seconds),
+// .backupId and .region; a field of another name fails the rendering.
+// range, define, template and block are refused, and each key's output is
+// limited to 64 KiB (512 KiB in all), so that a template renders in bounded
+// time and memory.
+type SecretTemplate struct {
+	// data maps a key of the Secret to the template of its value.
+	// +required
+	// +kubebuilder:validation:MinProperties=1
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 253 && k.matches('^[-._a-zA-Z0-9]+$') && k != '.' && !k.startsWith('..'))",message="every key of template.data must be a valid Secret key: at most 253 characters of [-._a-zA-Z0-9], neither '.' nor starting with '..'"
+	Data map[string]TemplateText `json:"data"`
+
+	// type of the Secret. Only Opaque: the operator's admission policy lets
+	// it write no other type, and a Secret's type cannot change once it
+	// exists.
+	// +optional
+	// +kubebuilder:default=Opaque
+	Type SecretType `json:"type,omitempty"`
+
+	// mergePolicy says what the Secret holds. Replace (the default): only
+	// the templated keys. Merge: the default keys (named by keys) and the
+	// templated ones; a templated key replaces a default key of the same
+	// name.
+	// +optional
+	// +kubebuilder:default=Replace
+	MergePolicy TemplateMergePolicy `json:"mergePolicy,omitempty"`
+}
+
+// TemplateText is a Go text/template, at most 16 KiB.
+// +kubebuilder:validation:MaxLength=16384
+type TemplateText string
+
+// SecretType is the type of the target Secret.
+// +kubebuilder:validation:Enum=Opaque
+type SecretType string
+
+// SecretTypeOpaque is the one Secret type the operator writes.
+const SecretTypeOpaque SecretType = "Opaque"
+
+// TemplateMergePolicy says whether templated keys replace or join the
+// default keys.
+// +kubebuilder:validation:Enum=Replace;Merge
+type TemplateMergePolicy string
+
+// Merge policies.
+const (
+	MergePolicyReplace TemplateMergePolicy = "Replace"
+	MergePolicyMerge   TemplateMergePolicy = "Merge"
+)
 
 // LabelValue is the value of a label: empty, or at most 63 characters of
 // [-._a-zA-Z0-9] beginning and ending with an alphanumeric.
@@ -388,6 +468,13 @@ type RedisBackupExportStatus struct {
 	// +kubebuilder:validation:MaxLength=64
 	SecretResourceVersion string `json:"secretResourceVersion,omitempty"`
 
+	// specDigest is a digest of the spec of observedGeneration, spec.suspend
+	// left out: a later generation with the same digest changed nothing but
+	// spec.suspend, and keeps the link and the planned refresh.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	SpecDigest string `json:"specDigest,omitempty"`
+
 	// lastHandledRefreshRequest is the value of the
 	// uredis.dezai.com/refresh-requested-at annotation last acted upon.
 	// +optional
@@ -409,6 +496,7 @@ type RedisBackupExportStatus struct {
 // +kubebuilder:printcolumn:name="Backup",type=string,JSONPath=`.status.backupId`
 // +kubebuilder:printcolumn:name="Region",type=string,JSONPath=`.spec.region`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="!has(self.spec.credentialsRef) || self.spec.credentialsRef.name != (has(self.spec.target) && has(self.spec.target.name) ? self.spec.target.name : self.metadata.name)",message="the target Secret must not be the credentials Secret: set spec.target.name to another name"
 type RedisBackupExport struct {

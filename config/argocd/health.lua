@@ -6,7 +6,10 @@
 --   Terminating -> Progressing.
 -- Where kstatus guesses Current for lack of information (no status, no
 -- Ready condition: states the operator never leaves a resource in once it
--- has answered), this check says Progressing.
+-- has answered), this check says Progressing. A resource whose
+-- spec.suspend the operator has acknowledged is Suspended, Argo CD's own
+-- status for it (kstatus has none: it says Current while the link is
+-- valid, Failed once it is not).
 --
 -- It uses nothing but Lua's base library, so it runs in Argo CD's default
 -- sandbox (no resource.customizations.useOpenLibs needed). Shipped as the
@@ -83,6 +86,17 @@ for _, condition in ipairs(conditions) do
     ready = condition
     break
   end
+end
+
+-- Suspended, once the operator has handled the generation that asks for
+-- it (above); the Ready message says until when the link stays valid.
+local spec = obj.spec
+if type(spec) == "table" and spec.suspend == true then
+  local message = describe(ready)
+  if message == "" then
+    message = "the resource is suspended (spec.suspend: true)"
+  end
+  return verdict("Suspended", message)
 end
 
 -- Like kstatus, the first of Reconciling=True and Stalled=True decides.

@@ -58,7 +58,17 @@ const (
 	expiredMessage   = `the link in Secret "nightly" expired at 2026-11-30T10:00:00Z and refreshing it failed: HTTP 503; next attempt at 2026-11-30T10:00:20Z`
 	rejectedMessage  = `RetCode 20003: backup not found; RetCode 20003 is not retried quickly: fix the spec, the credentials or the account's permissions`
 	missingMessage   = `the credentials Secret "cloud-credentials" does not exist`
+	suspendedMessage = `suspended (spec.suspend: true): no API call and no write of the Secret until it is resumed; the link in Secret "nightly" stays valid until 2026-11-30T22:00:00Z`
+	suspendedExpired = `suspended (spec.suspend: true): no API call and no write of the Secret until it is resumed; the link in Secret "nightly" expired at 2026-11-30T10:00:00Z, and resuming obtains a new one at once`
 )
+
+// suspended sets spec.suspend.
+func suspended(u *unstructured.Unstructured) *unstructured.Unstructured {
+	if err := unstructured.SetNestedField(u.Object, true, "spec", "suspend"); err != nil {
+		panic(err)
+	}
+	return u
+}
 
 // TestShippedScript: the verdict of config/argocd/health.lua on hand-written
 // objects, among them states the operator never leaves a resource in, next
@@ -162,6 +172,34 @@ func TestShippedScript(t *testing.T) {
 		want: Progressing, message: "waiting for the operator to set the Ready condition",
 		kstatus: status.CurrentStatus,
 		why:     "kstatus assumes Current without conditions; the operator sets Ready at the end of every attempt",
+	}, {
+		name: "suspended, the link valid",
+		obj:  suspended(export(2, observed(2, condition(uredisv1alpha1.ConditionReady, "True", uredisv1alpha1.ReasonSuspended, suspendedMessage)))),
+		want: Suspended, message: "Suspended: " + suspendedMessage,
+		kstatus: status.CurrentStatus,
+		why:     "kstatus has no suspended status; Argo CD has one, and the Ready message says until when the link works",
+	}, {
+		name: "suspended, the link expired",
+		obj: suspended(export(2, observed(2,
+			condition(uredisv1alpha1.ConditionReady, "False", uredisv1alpha1.ReasonSuspended, suspendedExpired),
+			condition(uredisv1alpha1.ConditionStalled, "True", uredisv1alpha1.ReasonSuspended, suspendedExpired)))),
+		want: Suspended, message: "Suspended: " + suspendedExpired,
+		kstatus: status.FailedStatus,
+		why:     "kstatus reads Stalled as Failed; Argo CD says Suspended, with the message that the link expired",
+	}, {
+		name: "suspend asked for, the operator has not answered",
+		obj:  suspended(export(3, observed(2, condition(uredisv1alpha1.ConditionReady, "True", uredisv1alpha1.ReasonRefreshed, refreshedMessage)))),
+		want: Progressing, message: "handle generation 3",
+		kstatus: status.InProgressStatus,
+	}, {
+		name: "suspend false",
+		obj: func() *unstructured.Unstructured {
+			u := export(2, observed(2, condition(uredisv1alpha1.ConditionReady, "True", uredisv1alpha1.ReasonRefreshed, refreshedMessage)))
+			_ = unstructured.SetNestedField(u.Object, false, "spec", "suspend")
+			return u
+		}(),
+		want: Healthy, message: "Refreshed: " + refreshedMessage,
+		kstatus: status.CurrentStatus,
 	}, {
 		name: "being deleted",
 		obj:  deleting,

@@ -72,6 +72,19 @@ var families = []family{
 		},
 	},
 	{
+		// The alerts leave suspended resources alone: a person chose to
+		// stop their refreshes.
+		name: namespace + "_suspended",
+		help: "1 while a RedisBackupExport is suspended (spec.suspend: no API call, no Secret write), 0 otherwise.",
+		samples: func(e *uredisv1alpha1.RedisBackupExport, s sample) {
+			if e.Spec.Suspend {
+				s.emit("", 1)
+			} else {
+				s.emit("", 0)
+			}
+		},
+	},
+	{
 		name: namespace + "_consecutive_failures",
 		help: "Consecutive failed refresh attempts of a RedisBackupExport.",
 		samples: func(e *uredisv1alpha1.RedisBackupExport, s sample) {

@@ -83,7 +83,7 @@ func TestResourceSeries(t *testing.T) {
 				{Type: uredisv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "CredentialsRejected"},
 			}
 		}),
-		export("team-b", "new", func(*uredisv1alpha1.RedisBackupExport) {}),
+		export("team-b", "new", func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.Suspend = true }),
 	).Build()
 
 	series := &ResourceSeries{}
@@ -131,6 +131,9 @@ func TestResourceSeries(t *testing.T) {
 		"uredis_backup_export_ready_status,condition=False,name=new,namespace=team-b":        0,
 		"uredis_backup_export_ready_status,condition=Unknown,name=new,namespace=team-b":      1,
 		"uredis_backup_export_stalled,name=new,namespace=team-b":                             0,
+		"uredis_backup_export_suspended,name=ready,namespace=team-a":                         0,
+		"uredis_backup_export_suspended,name=failing,namespace=team-b":                       0,
+		"uredis_backup_export_suspended,name=new,namespace=team-b":                           1,
 		"uredis_backup_export_consecutive_failures,name=new,namespace=team-b":                0,
 	}
 	for key, value := range want {

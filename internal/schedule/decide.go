@@ -53,6 +53,8 @@ type Observation struct {
 	// SecretInSync: the target Secret exists and holds exactly the link in
 	// status.
 	SecretInSync bool
+	// Suspended: spec.suspend is true; nothing is called or written.
+	Suspended bool
 }
 
 // Decision is the outcome of Decide.
@@ -68,7 +70,8 @@ type Decision struct {
 	Forced bool
 }
 
-// Decide picks the next step for a resource. It never asks for an API call
+// Decide picks the next step for a resource. A suspended resource always
+// waits. Otherwise it never asks for an API call
 // while a fresh link exists for an unchanged spec and an intact Secret, which
 // is what makes an operator restart free of API calls; while the user has
 // something to fix it waits for the slow retry unless the credentials change;
@@ -76,6 +79,15 @@ type Decision struct {
 // Policy.ForcedRefreshMinInterval, or while rejected credentials are
 // unchanged, so that no one can make the operator call the API in a loop.
 func Decide(p Policy, o Observation) Decision {
+	if o.Suspended {
+		// Before anything else: a suspended resource makes no call for any
+		// reason, and a force-refresh request is acknowledged, not kept
+		// for the resume.
+		if o.RefreshRequested {
+			return Decision{Action: Wait, Reason: "refresh requested while suspended", Declined: DeclinedSuspended}
+		}
+		return Decision{Action: Wait, Reason: "suspended"}
+	}
 	due := !o.Now.Before(o.NextAttempt) // also true when nothing was ever attempted
 	linkUsable := o.HasLink && o.Now.Before(o.ExpiresAt.Add(-p.MinMargin))
 	held := o.CredentialsRefused && !o.CredentialsChanged && !due
@@ -100,6 +112,8 @@ const (
 	// DeclinedCredentialsRejected: the provider rejected the credentials,
 	// and they have not changed.
 	DeclinedCredentialsRejected
+	// DeclinedSuspended: spec.suspend is true.
+	DeclinedSuspended
 )
 
 func decide(o Observation, due, linkUsable, held, forced bool) Decision {

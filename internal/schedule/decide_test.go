@@ -69,6 +69,23 @@ func TestDecide(t *testing.T) {
 		{name: "credentials rejected, slow retry due", obs: with(func(o *Observation) {
 			o.WaitingOnUser, o.CredentialsRefused, o.NextAttempt = true, true, now
 		}), want: Refresh},
+		{name: "suspended: the planned refresh is due, but nothing is called", obs: with(func(o *Observation) {
+			o.Suspended, o.NextAttempt = true, now
+		}), want: Wait},
+		{name: "suspended: the Secret is lost, and not repaired", obs: with(func(o *Observation) {
+			o.Suspended, o.SecretInSync = true, false
+		}), want: Wait},
+		{name: "suspended: no link at all", obs: Observation{Now: now, Suspended: true}, want: Wait},
+		{name: "suspended: a spec change waits for the resume", obs: with(func(o *Observation) {
+			o.Suspended, o.SpecChanged = true, true
+		}), want: Wait},
+		{name: "suspended: a forced refresh is declined", obs: with(func(o *Observation) {
+			o.Suspended, o.RefreshRequested, o.LastAttempt = true, true, now.Add(-time.Hour)
+		}), want: Wait, declined: DeclinedSuspended},
+		{name: "suspended: a failure found before any call is not re-checked", obs: with(func(o *Observation) {
+			o.Suspended, o.HasLink, o.CheapToRecheck = true, false, true
+		}), want: Wait},
+		{name: "resumed inside the refresh window: at once", obs: with(func(o *Observation) { o.NextAttempt = now.Add(-time.Minute) }), want: Refresh},
 		{name: "provider rejected the request: a spec change retries at once", obs: with(func(o *Observation) {
 			o.WaitingOnUser, o.SpecChanged, o.NextAttempt = true, true, now.Add(10*time.Minute)
 		}), want: Refresh},

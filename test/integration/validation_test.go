@@ -71,6 +71,14 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		{name: "annotation key invalid", spec: specWith("target", map[string]any{"annotations": map[string]any{"-bad": "x"}}), message: `every annotation key must be a valid Kubernetes annotation key`},
 		{name: "annotation value too long", spec: specWith("target", map[string]any{"annotations": map[string]any{"note": strings.Repeat("v", 4097)}}), message: `spec.target.annotations.note: Too long: may not be more than 4096 bytes`},
 		{name: "regionFlag not a boolean", spec: specWith("regionFlag", "yes"), message: `spec.regionFlag: Invalid value: "string": spec.regionFlag in body must be of type boolean`},
+		{name: "template without data", spec: specWith("target", map[string]any{"template": map[string]any{"mergePolicy": "Merge"}}), message: `spec.target.template.data: Required value`},
+		{name: "template with empty data", spec: specWith("target", map[string]any{"template": map[string]any{"data": map[string]any{}}}), message: `spec.target.template.data: Invalid value: 0: spec.target.template.data in body should have at least 1 properties`},
+		{name: "template key with a space", spec: specWith("target", map[string]any{"template": map[string]any{"data": map[string]any{"rclone conf": "x"}}}), message: `every key of template.data must be a valid Secret key`},
+		{name: "template key ..", spec: specWith("target", map[string]any{"template": map[string]any{"data": map[string]any{"..data": "x"}}}), message: `every key of template.data must be a valid Secret key`},
+		{name: "template too long", spec: specWith("target", map[string]any{"template": map[string]any{"data": map[string]any{"k": strings.Repeat("x", 16385)}}}), message: `spec.target.template.data.k: Too long: may not be more than 16384 bytes`},
+		{name: "template of another Secret type", spec: specWith("target", map[string]any{"template": map[string]any{"type": "kubernetes.io/service-account-token", "data": map[string]any{"k": "x"}}}), message: `spec.target.template.type: Unsupported value: "kubernetes.io/service-account-token"`},
+		{name: "unknown mergePolicy", spec: specWith("target", map[string]any{"template": map[string]any{"mergePolicy": "Append", "data": map[string]any{"k": "x"}}}), message: `spec.target.template.mergePolicy: Unsupported value: "Append"`},
+		{name: "suspend not a boolean", spec: specWith("suspend", "yes"), message: `spec.suspend: Invalid value: "string": spec.suspend in body must be of type boolean`},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,7 +99,7 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 	// And valid specs close to the rejected ones are accepted, so the table
 	// tests the rules and not something else.
 	for i, spec := range []map[string]any{
-		specWith("slaveZone", "cn-bj2-05", "regionFlag", true),
+		specWith("slaveZone", "cn-bj2-05", "regionFlag", true, "suspend", true),
 		withKey(latestSpec(map[string]any{"groupId": "g1", "backupType": "Auto"}), "groupId", "g1"),
 		specWith("credentialsRef", map[string]any{"name": "c", "publicKeyKey": "UCLOUD_PUBLIC_KEY", "privateKeyKey": "ucloud.private-key", "securityTokenKey": "SecurityToken"}),
 		specWith("refreshBefore", "1h30m", "target", map[string]any{
@@ -100,6 +108,10 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 			"labels":         map[string]any{"team": "a", "example.com/tier": "", "x": strings.Repeat("v", 63)},
 			"annotations":    map[string]any{"reloader.stakater.com/match": "true", "Example.com/Note": strings.Repeat("n", 4096)},
 		}),
+		specWith("target", map[string]any{"template": map[string]any{
+			"type": "Opaque", "mergePolicy": "Merge",
+			"data": map[string]any{"curl.conf": strings.Repeat("x", 16384), "RESTORE_ENV": "{{ .backupPath }}", ".dotfile": "", "a-b_c.d": "x"},
+		}}),
 	} {
 		valid := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
 		valid.SetGroupVersionKind(uredisv1alpha1.GroupVersionKind)
