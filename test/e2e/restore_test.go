@@ -169,12 +169,10 @@ func TestRestoreFromExportedLink(t *testing.T) {
 			}
 			return env
 		}
-		out = runRestore(ctx, t, g, jobEnv(current, currentExpiry, map[string]string{
-			"BACKUP_FILE":     filepath.Join(base, "via-link", "backup.rdb"),
-			"TARGET_HOST":     "127.0.0.1",
-			"TARGET_PORT":     strconv.Itoa(secured.port),
-			"TARGET_PASSWORD": password,
-		}))
+		// The Job's init container: the guarded download.
+		viaLink := filepath.Join(base, "via-link", "backup.rdb")
+		out, err = runRestoreScript(ctx, t, g, jobEnv(current, currentExpiry, map[string]string{"BACKUP_FILE": viaLink}), "download")
+		g.Expect(err).NotTo(HaveOccurred(), "the guarded download failed")
 		g.Expect(out).To(MatchRegexp(`the link is valid for \d+s only, less than MIN_VALIDITY \(15s\): asking the operator for a new one`))
 		g.Expect(out).To(MatchRegexp(`new link valid until \S+ \((1[5-9]|2[01])s\)`))
 		g.Expect(out).To(ContainSubstring("downloaded %d bytes", len(rdb)))
@@ -186,19 +184,18 @@ func TestRestoreFromExportedLink(t *testing.T) {
 		g.Expect(export.Status.LastHandledRefreshRequest).To(Equal(request))
 		refreshed, refreshedExpiry := readLink(ctx, t, g, ns)
 		g.Expect(refreshed).NotTo(Equal(current))
-		for _, secret := range []string{signatureOf(t, current), signatureOf(t, refreshed), "Signature=", password, guard.token} {
-			g.Expect(out).NotTo(ContainSubstring(secret), "the script printed a link, the password or the token")
-		}
-		verifyDataset(t, g, secured, data)
+		printed := out
 
-		// Asked again at once, the operator declines (forced refreshes are
-		// rationed): the script says so and downloads nothing.
+		// Asked again at once (well within the operator's 5 s between forced
+		// refreshes), the operator declines: the script says so and
+		// downloads nothing.
 		declinedFile := filepath.Join(base, "declined", "backup.rdb")
 		out, err = runRestoreScript(ctx, t, g, jobEnv(refreshed, time.Now().Add(time.Second), map[string]string{"BACKUP_FILE": declinedFile}), "download")
 		g.Expect(err).To(HaveOccurred())
 		g.Expect(out).To(ContainSubstring("ERROR: the operator declined the refresh request"))
 		g.Expect(declinedFile).NotTo(BeAnExistingFile())
 		g.Expect(successfulCalls(sim)).To(Equal(calls + 1))
+		printed += out
 
 		// No link of this export lives 20 s: refused at once, nothing asked.
 		g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly"}, export)).To(Succeed())
@@ -209,6 +206,21 @@ func TestRestoreFromExportedLink(t *testing.T) {
 		g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly"}, export)).To(Succeed())
 		g.Expect(export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]).To(Equal(request), "no refresh may be requested")
 		g.Expect(declinedFile).NotTo(BeAnExistingFile())
+		printed += out
+
+		// The Job's container: the restore of what the download step got.
+		out = runRestore(ctx, t, g, map[string]string{
+			"BACKUP_FILE":     viaLink,
+			"TARGET_HOST":     "127.0.0.1",
+			"TARGET_PORT":     strconv.Itoa(secured.port),
+			"TARGET_PASSWORD": password,
+		}, "restore")
+		g.Expect(out).To(ContainSubstring("restored %d keys from 2 databases", len(data)))
+		printed += out
+		for _, secret := range []string{signatureOf(t, current), signatureOf(t, refreshed), "Signature=", password, guard.token} {
+			g.Expect(printed).NotTo(ContainSubstring(secret), "the script printed a link, the password or the token")
+		}
+		verifyDataset(t, g, secured, data)
 	}
 
 	// 6. Once expired, the first link is refused; the Secret by then holds a
@@ -335,11 +347,12 @@ func tamperSignature(t *testing.T, link string) string {
 	return link[:i] + string(replacement) + link[i+1:]
 }
 
-// runRestore runs config/samples/restore/restore.sh with bash and env, and
-// returns its output; the script must succeed.
-func runRestore(ctx context.Context, t *testing.T, g Gomega, env map[string]string) string {
+// runRestore runs config/samples/restore/restore.sh with bash and env (args,
+// e.g. "restore", after the script), and returns its output; the script
+// must succeed.
+func runRestore(ctx context.Context, t *testing.T, g Gomega, env map[string]string, args ...string) string {
 	t.Helper()
-	out, err := runRestoreScript(ctx, t, g, env)
+	out, err := runRestoreScript(ctx, t, g, env, args...)
 	g.Expect(err).NotTo(HaveOccurred(), "restore.sh failed")
 	return out
 }
