@@ -64,12 +64,14 @@ func (s *Server) CallCount(action string) int {
 	return n
 }
 
-// ResetCalls empties the call log and the download counter.
+// ResetCalls empties the call log, the download counter and the download
+// log.
 func (s *Server) ResetCalls() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = nil
 	s.downloads = 0
+	s.downloadLog = nil
 }
 
 // Downloads counts successful downloads.

@@ -2,8 +2,12 @@ package simulator
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,5 +144,59 @@ func TestDownloadSignatureWithPlus(t *testing.T) {
 	}
 	if status, _ := fetch(t, strings.ReplaceAll(link, "+", "%20")); status != http.StatusForbidden {
 		t.Errorf("'+' turned into a space: status %d, want 403", status)
+	}
+}
+
+// Downloads honour Range as object storage does, unless a fault says
+// otherwise; a cut download announces the whole length and drops the
+// connection part-way.
+func TestDownloadRangeAndFaults(t *testing.T) {
+	s, _ := startServer(t, Config{})
+	link := freshLink(t, s)
+	get := func(rangeHeader string) (*http.Response, []byte, error) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, link, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rangeHeader != "" {
+			req.Header.Set("Range", rangeHeader)
+		}
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp, body, err
+	}
+
+	resp, body, err := get("bytes=6-")
+	if err != nil || resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, testContent[6:]) {
+		t.Fatalf("Range bytes=6-: %d %q %v", resp.StatusCode, body, err)
+	}
+	if want := fmt.Sprintf("bytes 6-%d/%d", len(testContent)-1, len(testContent)); resp.Header.Get("Content-Range") != want {
+		t.Errorf("Content-Range %q, want %q", resp.Header.Get("Content-Range"), want)
+	}
+
+	s.QueueDownloadFaults(DownloadFault{IgnoreRange: true})
+	resp, body, err = get("bytes=6-")
+	if err != nil || resp.StatusCode != http.StatusOK || !bytes.Equal(body, testContent) {
+		t.Fatalf("IgnoreRange: %d %q %v", resp.StatusCode, body, err)
+	}
+
+	s.QueueDownloadFaults(DownloadFault{CutAfter: 5})
+	resp, body, err = get("")
+	if !errors.Is(err, io.ErrUnexpectedEOF) || resp.ContentLength != int64(len(testContent)) || !bytes.Equal(body, testContent[:5]) {
+		t.Fatalf("CutAfter 5: length %d, body %q, error %v; want the full length announced, 5 bytes and an unexpected EOF", resp.ContentLength, body, err)
+	}
+
+	want := []DownloadRequest{
+		{Method: http.MethodGet, Range: "bytes=6-", Status: http.StatusPartialContent, Bytes: int64(len(testContent) - 6)},
+		{Method: http.MethodGet, Range: "bytes=6-", Status: http.StatusOK, Bytes: int64(len(testContent))},
+		{Method: http.MethodGet, Status: http.StatusOK, Bytes: 5, Cut: true},
+	}
+	if got := s.DownloadRequests(); !reflect.DeepEqual(got, want) {
+		t.Errorf("DownloadRequests() = %+v, want %+v", got, want)
 	}
 }

@@ -1,6 +1,7 @@
 package simulator
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // HMAC-SHA1 is what object-storage query signing uses.
 	"encoding/base64"
@@ -78,13 +79,32 @@ func (s *Server) serveDownload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such backup", http.StatusNotFound)
 		return
 	}
+	fault := DownloadFault{}
 	if r.Method == http.MethodGet {
 		s.countDownload()
+		fault = s.takeDownloadFault()
+	}
+	requested := r.Header.Get("Range")
+	if fault.IgnoreRange {
+		r.Header.Del("Range")
+		r.Header.Del("If-Range")
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.Itoa(len(backup.Content)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(backup.Content)
+	rec := &downloadRecorder{ResponseWriter: w, status: http.StatusOK, limit: -1}
+	if fault.CutAfter > 0 {
+		rec.limit = fault.CutAfter
+	}
+	defer func() {
+		s.recordDownload(DownloadRequest{Method: r.Method, Range: requested, Status: rec.status, Bytes: rec.written, Cut: rec.cut})
+	}()
+	// Object storage honours Range (and If-Range): ServeContent answers 206
+	// with Content-Range, or 416, as it does.
+	http.ServeContent(rec, r, "", backup.Time, bytes.NewReader(backup.Content))
+	if rec.cut {
+		// Drop the connection, the announced length unmet, as a broken
+		// network would.
+		panic(http.ErrAbortHandler)
+	}
 }
 
 func (s *Server) countDownload() {

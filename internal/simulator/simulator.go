@@ -100,8 +100,12 @@ type Server struct {
 	documented   bool
 	calls        []Call
 	downloads    int
-	faults       faultState
-	limiter      rateLimiter
+	// downloadFaults are applied to the next downloads; downloadLog
+	// records the requests for valid links.
+	downloadFaults []DownloadFault
+	downloadLog    []DownloadRequest
+	faults         faultState
+	limiter        rateLimiter
 }
 
 // New builds a Server that is not listening; serve its Handler yourself.

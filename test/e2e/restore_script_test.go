@@ -153,6 +153,28 @@ func TestRestoreScriptRefusesUnsafeDownloads(t *testing.T) {
 		refused(t, out, file, err, "larger than MAX_DOWNLOAD_BYTES (2047 bytes")
 	})
 
+	// The refresh guard: a link that expires too soon is not downloaded.
+	soon := time.Now().Add(5 * time.Second).UTC().Format(time.RFC3339)
+	t.Run("a link valid for less than MIN_VALIDITY, without EXPORT_NAME", func(t *testing.T) {
+		before := secure.Downloads()
+		out, file, err := download(t, secureLink, "EXPIRES_AT", soon, "MIN_VALIDITY", "60")
+		refused(t, out, file, err, "less than MIN_VALIDITY (60s): set EXPORT_NAME")
+		NewWithT(t).Expect(secure.Downloads()).To(Equal(before), "nothing may be fetched")
+	})
+	t.Run("MIN_VALIDITY by default: MAX_DOWNLOAD_BYTES at MIN_DOWNLOAD_RATE, plus a minute", func(t *testing.T) {
+		out, file, err := download(t, secureLink, "EXPIRES_AT", soon, "MAX_DOWNLOAD_BYTES", "1000", "MIN_DOWNLOAD_RATE", "10")
+		refused(t, out, file, err, "less than MIN_VALIDITY (160s)")
+	})
+	t.Run("the guard sends the token over HTTPS only", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "token"), []byte("a-token"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, file, err := download(t, secureLink, "EXPIRES_AT", soon, "MIN_VALIDITY", "60", "EXPORT_NAME", "nightly",
+			"EXPORT_NAMESPACE", "team-a", "SERVICE_ACCOUNT_DIR", dir, "KUBERNETES_API", "http://127.0.0.1:1")
+		refused(t, out, file, err, "KUBERNETES_API is not an https:// URL: refused")
+	})
+
 	t.Run("MAX_DOWNLOAD_BYTES must be a number", func(t *testing.T) {
 		out, file, err := download(t, secureLink, "MAX_DOWNLOAD_BYTES", "1G")
 		refused(t, out, file, err, "'1G' is not a number")

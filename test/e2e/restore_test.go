@@ -137,24 +137,89 @@ func TestRestoreFromExportedLink(t *testing.T) {
 
 	// ... and, given the link instead of a file, downloads it itself (with
 	// curl, HTTPS only) into a Redis that needs a password, printing neither
-	// link nor password.
+	// link nor password nor token. It runs as the sample Job's download step
+	// does, with the Job's Role and nothing more, and a link about to
+	// expire: the refresh guard has the operator replace it first.
 	if requireCurl(t) {
 		const password = `pa ss"word\`
 		secured := startRedis(t, redisOptions{dir: filepath.Join(base, "secured"), password: password})
+		guard := newRestoreGuard(ctx, t, g, ns)
+		guard.expectLeastPrivilege(ctx, g, ns)
+
+		// A link with 16 s or more to live, so that its planned refresh (when
+		// a third of its 20 s remains) is not due; then wait until it has less
+		// than the 15 s this download asks for (MIN_VALIDITY).
 		current, currentExpiry := readLink(ctx, t, g, ns)
+		if time.Until(currentExpiry) < 16*time.Second {
+			g.Eventually(func() string { link, _ := readLink(ctx, t, g, ns); return link }).
+				WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).ShouldNot(Equal(current))
+			current, currentExpiry = readLink(ctx, t, g, ns)
+		}
+		time.Sleep(time.Until(currentExpiry.Add(-14 * time.Second)))
+		calls := successfulCalls(sim)
+		jobEnv := func(link string, expiresAt time.Time, more map[string]string) map[string]string {
+			env := guard.with(map[string]string{
+				"BACKUP_URL":     link,
+				"EXPIRES_AT":     expiresAt.UTC().Format(time.RFC3339),
+				"MIN_VALIDITY":   "15",
+				"CURL_CA_BUNDLE": caFile,
+			})
+			for k, v := range more {
+				env[k] = v
+			}
+			return env
+		}
+		// The Job's init container: the guarded download.
+		viaLink := filepath.Join(base, "via-link", "backup.rdb")
+		out, err = runRestoreScript(ctx, t, g, jobEnv(current, currentExpiry, map[string]string{"BACKUP_FILE": viaLink}), "download")
+		g.Expect(err).NotTo(HaveOccurred(), "the guarded download failed")
+		g.Expect(out).To(MatchRegexp(`the link is valid for \d+s only, less than MIN_VALIDITY \(15s\): asking the operator for a new one`))
+		g.Expect(out).To(MatchRegexp(`new link valid until \S+ \((1[5-9]|2[01])s\)`))
+		g.Expect(out).To(ContainSubstring("downloaded %d bytes", len(rdb)))
+		g.Expect(successfulCalls(sim)).To(Equal(calls+1), "the guard's refresh is one call")
+		export := &uredisv1alpha1.RedisBackupExport{}
+		g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly"}, export)).To(Succeed())
+		request := export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]
+		g.Expect(request).NotTo(BeEmpty(), "the guard set the refresh-requested-at annotation")
+		g.Expect(export.Status.LastHandledRefreshRequest).To(Equal(request))
+		refreshed, refreshedExpiry := readLink(ctx, t, g, ns)
+		g.Expect(refreshed).NotTo(Equal(current))
+		printed := out
+
+		// Asked again at once (well within the operator's 5 s between forced
+		// refreshes), the operator declines: the script says so and
+		// downloads nothing.
+		declinedFile := filepath.Join(base, "declined", "backup.rdb")
+		out, err = runRestoreScript(ctx, t, g, jobEnv(refreshed, time.Now().Add(time.Second), map[string]string{"BACKUP_FILE": declinedFile}), "download")
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(out).To(ContainSubstring("ERROR: the operator declined the refresh request"))
+		g.Expect(declinedFile).NotTo(BeAnExistingFile())
+		g.Expect(successfulCalls(sim)).To(Equal(calls + 1))
+		printed += out
+
+		// No link of this export lives 20 s: refused at once, nothing asked.
+		g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly"}, export)).To(Succeed())
+		request = export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]
+		out, err = runRestoreScript(ctx, t, g, jobEnv(refreshed, refreshedExpiry, map[string]string{"BACKUP_FILE": declinedFile, "MIN_VALIDITY": "20"}), "download")
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(out).To(MatchRegexp(`ERROR: links of nightly live about (19|20|21)s \(the last was obtained at \S+ and expires at \S+\): none stays valid for MIN_VALIDITY \(20s\)`))
+		g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly"}, export)).To(Succeed())
+		g.Expect(export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]).To(Equal(request), "no refresh may be requested")
+		g.Expect(declinedFile).NotTo(BeAnExistingFile())
+		printed += out
+
+		// The Job's container: the restore of what the download step got.
 		out = runRestore(ctx, t, g, map[string]string{
-			"BACKUP_URL":      current,
-			"EXPIRES_AT":      currentExpiry.UTC().Format(time.RFC3339),
-			"BACKUP_FILE":     filepath.Join(base, "via-link", "backup.rdb"),
+			"BACKUP_FILE":     viaLink,
 			"TARGET_HOST":     "127.0.0.1",
 			"TARGET_PORT":     strconv.Itoa(secured.port),
 			"TARGET_PASSWORD": password,
-			"CURL_CA_BUNDLE":  caFile,
-		})
-		g.Expect(out).To(ContainSubstring("downloaded %d bytes", len(rdb)))
-		g.Expect(out).NotTo(ContainSubstring(signatureOf(t, current)), "the script printed the link")
-		g.Expect(out).NotTo(ContainSubstring("Signature="), "the script printed the link")
-		g.Expect(out).NotTo(ContainSubstring(password), "the script printed the password")
+		}, "restore")
+		g.Expect(out).To(ContainSubstring("restored %d keys from 2 databases", len(data)))
+		printed += out
+		for _, secret := range []string{signatureOf(t, current), signatureOf(t, refreshed), "Signature=", password, guard.token} {
+			g.Expect(printed).NotTo(ContainSubstring(secret), "the script printed a link, the password or the token")
+		}
 		verifyDataset(t, g, secured, data)
 	}
 
@@ -194,6 +259,9 @@ func startOperator(ctx context.Context, t *testing.T, g Gomega, ns, endpoint, ca
 	opts.WatchNamespaces = []string{ns}
 	opts.InProcessTestManagers = true
 	opts.Policy.MinMargin, opts.Policy.MinUsefulLifetime = 3*time.Second, 10*time.Second
+	// The restore guard's forced refreshes must not wait for the default
+	// 30 s, longer than the links live.
+	opts.Policy.ForcedRefreshMinInterval = 5 * time.Second
 	mgr, err := operator.NewManager(env.Config, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	testenv.StartManager(t, ctx, mgr)
@@ -279,11 +347,12 @@ func tamperSignature(t *testing.T, link string) string {
 	return link[:i] + string(replacement) + link[i+1:]
 }
 
-// runRestore runs config/samples/restore/restore.sh with bash and env, and
-// returns its output; the script must succeed.
-func runRestore(ctx context.Context, t *testing.T, g Gomega, env map[string]string) string {
+// runRestore runs config/samples/restore/restore.sh with bash and env (args,
+// e.g. "restore", after the script), and returns its output; the script
+// must succeed.
+func runRestore(ctx context.Context, t *testing.T, g Gomega, env map[string]string, args ...string) string {
 	t.Helper()
-	out, err := runRestoreScript(ctx, t, g, env)
+	out, err := runRestoreScript(ctx, t, g, env, args...)
 	g.Expect(err).NotTo(HaveOccurred(), "restore.sh failed")
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -61,6 +62,9 @@ type fixture struct {
 
 	opts        operator.Options
 	stopManager func()
+	// caFile holds the simulator's CA when it serves HTTPS (withSimulator
+	// setting TLS).
+	caFile string
 }
 
 type fixtureOption func(*simulator.Config, *operator.Options)
@@ -104,6 +108,12 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	t.Cleanup(sim.Close)
 	f.sim = sim
 	opOpts.APIEndpoint = sim.URL()
+	if simCfg.TLS {
+		// The operator trusts the simulator's own CA, as --api-ca-file.
+		f.caFile = filepath.Join(t.TempDir(), "simulator-ca.pem")
+		f.g.Expect(os.WriteFile(f.caFile, sim.CACertPEM(), 0o600)).To(Succeed())
+		opOpts.APICAFile = f.caFile
+	}
 	f.opts = opOpts
 	f.stopManager = f.startManager(opOpts)
 	return f

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 )
 
@@ -171,4 +173,59 @@ func TestViewerRoleIsNotGrantedToEveryViewer(t *testing.T) {
 	g := NewWithT(t)
 	role := typed[rbacv1.ClusterRole](t, single(t, readObjects(t, "config/rbac/redisbackupexport_viewer_role.yaml"), "ClusterRole"))
 	g.Expect(role.Labels).NotTo(HaveKey("rbac.authorization.k8s.io/aggregate-to-view"))
+}
+
+// TestRestoreSampleRole: the sample restore Job's Role allows exactly get
+// and patch on the one RedisBackupExport its download step refreshes, and
+// get on that export's Secret; it is bound to the Job's ServiceAccount;
+// the names are the ones the Job passes to restore.sh; and the token is
+// mounted into the download step only, never into the container that talks
+// to the target Redis.
+func TestRestoreSampleRole(t *testing.T) {
+	g := NewWithT(t)
+	objects := build(t, "config/samples/restore")
+	role := typed[rbacv1.Role](t, single(t, objects, "Role"))
+	expectExactly(g, role.Rules, []rbacv1.PolicyRule{
+		{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports"}, ResourceNames: []string{"nightly"}, Verbs: []string{"get", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"nightly-link"}, Verbs: []string{"get"}},
+	}, "the restore sample's Role")
+
+	binding := typed[rbacv1.RoleBinding](t, single(t, objects, "RoleBinding"))
+	account := typed[corev1.ServiceAccount](t, single(t, objects, "ServiceAccount"))
+	g.Expect(binding.RoleRef).To(Equal(rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name}))
+	g.Expect(binding.Subjects).To(Equal([]rbacv1.Subject{{Kind: "ServiceAccount", Name: account.Name}}))
+
+	job := typed[batchv1.Job](t, single(t, objects, "Job"))
+	pod := job.Spec.Template.Spec
+	g.Expect(pod.ServiceAccountName).To(Equal(account.Name))
+	g.Expect(pod.AutomountServiceAccountToken).To(HaveValue(BeFalse()), "no token in every container")
+	g.Expect(pod.InitContainers).To(HaveLen(1))
+	download := pod.InitContainers[0]
+	envOf := func(c corev1.Container) map[string]string {
+		values := map[string]string{}
+		for _, e := range c.Env {
+			values[e.Name] = e.Value
+		}
+		return values
+	}
+	g.Expect(envOf(download)).To(HaveKeyWithValue("EXPORT_NAME", role.Rules[0].ResourceNames[0]))
+	g.Expect(envOf(download)).To(HaveKeyWithValue("LINK_SECRET", role.Rules[1].ResourceNames[0]))
+	for _, e := range download.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			g.Expect(e.ValueFrom.SecretKeyRef.Name).To(Equal(role.Rules[1].ResourceNames[0]), "the link comes from the Secret the Role names")
+		}
+	}
+	const tokenDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+	mountsToken := func(c corev1.Container) bool {
+		for _, m := range c.VolumeMounts {
+			if m.MountPath == tokenDir {
+				return true
+			}
+		}
+		return false
+	}
+	g.Expect(mountsToken(download)).To(BeTrue(), "the download step needs the token for the refresh guard")
+	for _, c := range pod.Containers {
+		g.Expect(mountsToken(c)).To(BeFalse(), "container %s must not get the token", c.Name)
+	}
 }

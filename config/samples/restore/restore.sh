@@ -3,9 +3,9 @@
 #
 #   restore.sh [all|download|restore]          (default: all)
 #
-#   download  fetch BACKUP_URL into BACKUP_FILE with curl (after checking
-#             EXPIRES_AT): HTTPS only, redirects included, at most
-#             MAX_DOWNLOAD_BYTES
+#   download  fetch BACKUP_URL into BACKUP_FILE with curl: HTTPS only,
+#             redirects included, at most MAX_DOWNLOAD_BYTES, and only while
+#             the link stays valid for MIN_VALIDITY (the refresh guard below)
 #   restore   check BACKUP_FILE with redis-check-rdb, start a temporary
 #             redis-server on it (loopback only, nothing saved) and copy
 #             every key of every database to the target with
@@ -19,12 +19,41 @@
 #                    Only an https:// link without control characters is used;
 #                    a redirect to anything but https:// is refused.
 #   EXPIRES_AT       optional, RFC 3339 UTC (the operator's `expiresAt`):
-#                    refuse to download a link that has expired
+#                    the download starts only if the link stays valid for
+#                    MIN_VALIDITY seconds from now (see the refresh guard)
 #   MAX_DOWNLOAD_BYTES  largest backup downloaded, in bytes (default
 #                    4294967296, 4 GiB, the sample Job's emptyDir); a larger
 #                    one fails the download and nothing is kept. curl older
 #                    than 8.4 enforces it only when the server announces the
 #                    size; the size is checked again after the download.
+#   MIN_DOWNLOAD_RATE  the slowest download expected, in bytes per second
+#                    (default 10485760, 10 MiB/s)
+#   MIN_VALIDITY     seconds the link must stay valid when the download
+#                    starts (default: the time MAX_DOWNLOAD_BYTES takes at
+#                    MIN_DOWNLOAD_RATE, plus 60)
+#
+# The refresh guard, when EXPIRES_AT leaves less than MIN_VALIDITY and
+# EXPORT_NAME is set: the script asks the operator for a new link through
+# the Kubernetes API with the pod's service account (the sample's Role
+# allows exactly get and patch on that RedisBackupExport and get on its
+# Secret), as `kubectl rbe url --min-validity` does. It fails at once when
+# links of the export do not live MIN_VALIDITY (their expiresAt minus
+# lastRefreshTime); otherwise it sets the annotation
+# uredis.dezai.com/refresh-requested-at to a new value, waits until
+# status.lastHandledRefreshRequest acknowledges it (REFRESH_TIMEOUT), and
+# reads the new link from the Secret. A refresh that failed or that the
+# operator declined (forced refreshes are rationed) fails the download
+# with the reason; the Job's retry starts again.
+#   EXPORT_NAME      the RedisBackupExport whose link BACKUP_URL is
+#   LINK_SECRET      its target Secret (default: EXPORT_NAME)
+#   LINK_KEY, EXPIRES_KEY  the Secret's keys of the link and its expiry
+#                    (default backupPath and expiresAt: spec.target.keys)
+#   REFRESH_TIMEOUT  seconds to wait for the operator's answer (default 120)
+#   EXPORT_NAMESPACE the export's namespace (default: the pod's)
+#   SERVICE_ACCOUNT_DIR  where the pod's token, ca.crt and namespace are
+#                    (default /var/run/secrets/kubernetes.io/serviceaccount)
+#   KUBERNETES_API   the API server (default from KUBERNETES_SERVICE_HOST
+#                    and KUBERNETES_SERVICE_PORT, which every pod has)
 #   CURL_CA_BUNDLE   optional, curl's own: a PEM file of the CAs to trust
 #                    instead of the system's (for a private storage endpoint)
 #   TARGET_HOST      target Redis host (required for restore)
@@ -38,7 +67,9 @@
 #
 # Needs: redis-server, redis-cli and redis-check-rdb for restore (the
 # redis-server must be at least as new as the Redis that wrote the backup),
-# curl for download; plus sh, awk, sed, sort, tr, wc, date, mktemp.
+# curl for download; plus sh, awk, sed, sort, tr, wc, date, mktemp (and
+# base64, od and a `date -d` that reads "YYYY-MM-DD hh:mm:ss", as GNU and
+# busybox date do, for the refresh guard).
 #
 # Written in POSIX sh plus `pipefail`, so that it also runs under busybox sh
 # (`sh restore.sh download` in the curl image, which has no bash). The keys'
@@ -68,14 +99,29 @@ esac
 : "${MIGRATE_TIMEOUT_MS:=5000}"
 : "${STARTUP_TIMEOUT:=600}"
 : "${MAX_DOWNLOAD_BYTES:=4294967296}"
+: "${MIN_DOWNLOAD_RATE:=10485760}"
+: "${REFRESH_TIMEOUT:=120}"
+: "${SERVICE_ACCOUNT_DIR:=/var/run/secrets/kubernetes.io/serviceaccount}"
+: "${LINK_KEY:=backupPath}"
+: "${EXPIRES_KEY:=expiresAt}"
 
-for n in "$TARGET_PORT" "$TEMP_PORT" "$BATCH_SIZE" "$MIGRATE_TIMEOUT_MS" "$STARTUP_TIMEOUT" "$MAX_DOWNLOAD_BYTES"; do
+for n in "$TARGET_PORT" "$TEMP_PORT" "$BATCH_SIZE" "$MIGRATE_TIMEOUT_MS" "$STARTUP_TIMEOUT" "$MAX_DOWNLOAD_BYTES" "$MIN_DOWNLOAD_RATE" "$REFRESH_TIMEOUT" "${MIN_VALIDITY:-0}"; do
 	case "$n" in
-	'' | *[!0-9]*) die "'$n' is not a number (TARGET_PORT, TEMP_PORT, BATCH_SIZE, MIGRATE_TIMEOUT_MS, STARTUP_TIMEOUT, MAX_DOWNLOAD_BYTES)" ;;
+	'' | *[!0-9]*) die "'$n' is not a number (TARGET_PORT, TEMP_PORT, BATCH_SIZE, MIGRATE_TIMEOUT_MS, STARTUP_TIMEOUT, MAX_DOWNLOAD_BYTES, MIN_DOWNLOAD_RATE, REFRESH_TIMEOUT, MIN_VALIDITY)" ;;
 	esac
 done
 [ "$BATCH_SIZE" -gt 0 ] || die "BATCH_SIZE must be at least 1"
 [ "$MAX_DOWNLOAD_BYTES" -gt 0 ] || die "MAX_DOWNLOAD_BYTES must be at least 1"
+[ "$MIN_DOWNLOAD_RATE" -gt 0 ] || die "MIN_DOWNLOAD_RATE must be at least 1"
+# The largest backup at the slowest rate, plus a minute.
+: "${MIN_VALIDITY:=$(((MAX_DOWNLOAD_BYTES + MIN_DOWNLOAD_RATE - 1) / MIN_DOWNLOAD_RATE + 60))}"
+: "${LINK_SECRET:=${EXPORT_NAME:-}}"
+# Names as Kubernetes writes them: nothing to escape in a URL or a pattern.
+for name in "${EXPORT_NAME:-}" "$LINK_SECRET" "${EXPORT_NAMESPACE:-}" "$LINK_KEY" "$EXPIRES_KEY"; do
+	case "$name" in
+	*[!-.a-zA-Z0-9_]*) die "'$name' is not a Kubernetes name (EXPORT_NAME, LINK_SECRET, EXPORT_NAMESPACE, LINK_KEY, EXPIRES_KEY)" ;;
+	esac
+done
 
 work=""
 temp_pid=""
@@ -105,27 +151,161 @@ is_utc_timestamp() {
 	esac
 }
 
-check_not_expired() {
-	[ -n "${EXPIRES_AT:-}" ] || return 0
-	is_utc_timestamp "$EXPIRES_AT" || die "EXPIRES_AT '$EXPIRES_AT' is not an RFC 3339 UTC time like 2026-11-27T12:00:00Z"
-	now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	if ! expr "x$EXPIRES_AT" \> "x$now" >/dev/null; then
-		die "the link expired at $EXPIRES_AT (now $now); the operator refreshes it: read the Secret again (rerun the Job)"
-	fi
-	log "link valid until $EXPIRES_AT"
+# to_epoch TIME: an RFC 3339 UTC time in Unix seconds.
+to_epoch() {
+	is_utc_timestamp "$1" || die "'$1' is not an RFC 3339 UTC time like 2026-11-27T12:00:00Z"
+	date -u -d "$(printf '%s' "$1" | sed 's/T/ /; s/Z$//')" +%s 2>/dev/null || die "date cannot read '$1'"
 }
 
-download() {
-	[ -n "${BACKUP_URL:-}" ] || die "BACKUP_FILE $BACKUP_FILE does not exist and BACKUP_URL is not set"
+# seconds_left TIME: how long until TIME (negative once past).
+seconds_left() { echo $(($(to_epoch "$1") - $(date -u +%s))); }
+
+# validity_text SECONDS: "valid for 42s" or "expired".
+validity_text() {
+	if [ "$1" -gt 0 ]; then echo "valid for $1s only"; else echo "expired"; fi
+}
+
+# check_link: refuse a link curl must not see, before anything looks at it.
+check_link() {
 	# A newline in the link would start a new line of curl's config below,
-	# i.e. any curl option: refuse every control character before anything
-	# else looks at the link.
+	# i.e. any curl option: refuse every control character.
 	case "$BACKUP_URL" in
 	*[[:cntrl:]]*) die "BACKUP_URL contains control characters (newline, tab, ...): refused" ;;
 	https://*) ;;
 	*) die "BACKUP_URL is not an https:// link: refused" ;;
 	esac
-	check_not_expired
+}
+
+# ensure_valid_link: the link must stay valid for MIN_VALIDITY seconds;
+# otherwise the operator is asked for a new one (with EXPORT_NAME).
+ensure_valid_link() {
+	[ -n "${EXPIRES_AT:-}" ] || return 0
+	is_utc_timestamp "$EXPIRES_AT" || die "EXPIRES_AT '$EXPIRES_AT' is not an RFC 3339 UTC time like 2026-11-27T12:00:00Z"
+	left="$(seconds_left "$EXPIRES_AT")"
+	if [ "$left" -ge "$MIN_VALIDITY" ]; then
+		log "link valid until $EXPIRES_AT (${left}s; MIN_VALIDITY ${MIN_VALIDITY}s)"
+		return 0
+	fi
+	[ -n "${EXPORT_NAME:-}" ] || die "the link is $(validity_text "$left"), less than MIN_VALIDITY (${MIN_VALIDITY}s): set EXPORT_NAME (and give the pod the sample's Role) to have the operator refresh it, or rerun later"
+	log "the link is $(validity_text "$left"), less than MIN_VALIDITY (${MIN_VALIDITY}s): asking the operator for a new one"
+	refresh_link
+}
+
+# api METHOD PATH OUT [BODY]: one request to the Kubernetes API server with
+# the pod's service account token, the answer into OUT. The token reaches
+# curl on stdin, never the command line or the log.
+api() {
+	[ -r "$SERVICE_ACCOUNT_DIR/token" ] || die "no service account token in $SERVICE_ACCOUNT_DIR: the pod needs one to ask for a refresh (see the sample Job)"
+	token="$(tr -d '\r\n' <"$SERVICE_ACCOUNT_DIR/token")"
+	case "$token" in *[!-._A-Za-z0-9]*) die "the service account token holds unexpected characters: refused" ;; esac
+	rc=0
+	if [ -n "${4:-}" ]; then
+		code="$(printf 'header = "Authorization: Bearer %s"\n' "$token" |
+			curl --config - --silent --proto =https --cacert "$SERVICE_ACCOUNT_DIR/ca.crt" \
+				--user-agent uredis-restore.sh --connect-timeout 10 --max-time 30 \
+				--request "$1" --header 'Content-Type: application/merge-patch+json' --data-binary "@$4" \
+				--output "$3" --write-out '%{http_code}' "$KUBERNETES_API$2?pretty=false" 2>/dev/null)" || rc=$?
+	else
+		code="$(printf 'header = "Authorization: Bearer %s"\n' "$token" |
+			curl --config - --silent --proto =https --cacert "$SERVICE_ACCOUNT_DIR/ca.crt" \
+				--user-agent uredis-restore.sh --connect-timeout 10 --max-time 30 \
+				--request "$1" --output "$3" --write-out '%{http_code}' "$KUBERNETES_API$2?pretty=false" 2>/dev/null)" || rc=$?
+	fi
+	token=""
+	[ "$rc" -eq 0 ] || die "$1 $2 failed (curl exit code $rc)"
+	case "$code" in
+	200) ;;
+	401 | 403) die "the API server refused $1 $2 (HTTP $code): the pod's service account needs the sample's Role (get and patch on the RedisBackupExport $EXPORT_NAME, get on the Secret $LINK_SECRET)" ;;
+	404) die "$1 $2: not found (HTTP 404)" ;;
+	*) die "$1 $2: HTTP $code" ;;
+	esac
+}
+
+# status_field FILE NAME: a field of the status of the resource in FILE
+# (the API server's compact JSON); "" when absent.
+status_field() {
+	sed -n 's/.*"status":{//; s/^.*"'"$2"'":"\{0,1\}\([^",}]*\).*$/\1/p' "$1" | head -n 1
+}
+
+# ready_summary FILE: the Ready condition as "Status/Reason: message".
+ready_summary() {
+	summary="$(sed -n -E 's/.*"message":"(([^"\\]|\\.)*)",("observedGeneration":[0-9]+,)?"reason":"([A-Za-z]+)","status":"([A-Za-z]+)","type":"Ready".*/\5\/\4: \1/p' "$1")"
+	echo "${summary:-no Ready condition}"
+}
+
+# secret_value FILE KEY: the decoded value of KEY in the Secret in FILE.
+secret_value() {
+	key_pattern="$(printf '%s' "$2" | sed 's/\./\\./g')"
+	sed -n 's/.*"data":{\([^}]*\)}.*/\1/p' "$1" | tr ',' '\n' |
+		sed -n 's/^"'"$key_pattern"'":"\([A-Za-z0-9+\/=]*\)"$/\1/p' | base64 -d 2>/dev/null
+}
+
+# refresh_link: the refresh guard (see the header).
+refresh_link() {
+	[ -n "$LINK_SECRET" ] || die "LINK_SECRET is not set"
+	if [ -z "${KUBERNETES_API:-}" ]; then
+		[ -n "${KUBERNETES_SERVICE_HOST:-}" ] || die "KUBERNETES_API (or KUBERNETES_SERVICE_HOST) is not set: not in a pod?"
+		host="$KUBERNETES_SERVICE_HOST"
+		case "$host" in *:*) host="[$host]" ;; esac
+		KUBERNETES_API="https://$host:${KUBERNETES_SERVICE_PORT:-443}"
+	fi
+	KUBERNETES_API="${KUBERNETES_API%/}"
+	case "$KUBERNETES_API" in
+	https://*) ;;
+	*) die "KUBERNETES_API is not an https:// URL: refused (the token would travel in clear)" ;;
+	esac
+	if [ -z "${EXPORT_NAMESPACE:-}" ]; then
+		EXPORT_NAMESPACE="$(cat "$SERVICE_ACCOUNT_DIR/namespace" 2>/dev/null)" || die "EXPORT_NAMESPACE is not set and $SERVICE_ACCOUNT_DIR/namespace cannot be read"
+		case "$EXPORT_NAMESPACE" in '' | *[!-.a-z0-9]*) die "'$EXPORT_NAMESPACE' is not a namespace" ;; esac
+	fi
+	export_path="/apis/uredis.dezai.com/v1alpha1/namespaces/$EXPORT_NAMESPACE/redisbackupexports/$EXPORT_NAME"
+	secret_path="/api/v1/namespaces/$EXPORT_NAMESPACE/secrets/$LINK_SECRET"
+
+	api GET "$export_path" "$work/export.json"
+	obtained="$(status_field "$work/export.json" lastRefreshTime)"
+	expires="$(status_field "$work/export.json" expiresAt)"
+	if [ -n "$obtained" ] && [ -n "$expires" ]; then
+		lifetime=$(($(to_epoch "$expires") - $(to_epoch "$obtained")))
+		[ "$MIN_VALIDITY" -lt "$lifetime" ] || die "links of $EXPORT_NAME live about ${lifetime}s (the last was obtained at $obtained and expires at $expires): none stays valid for MIN_VALIDITY (${MIN_VALIDITY}s); lower MIN_VALIDITY, or MAX_DOWNLOAD_BYTES, or raise MIN_DOWNLOAD_RATE"
+	fi
+	failed_at="$(status_field "$work/export.json" lastFailureTime)"
+	failures="$(status_field "$work/export.json" failureCount)"
+
+	# A value never used before: the time and a random suffix.
+	request="$(date -u +%Y-%m-%dT%H:%M:%SZ)-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+	printf '{"metadata":{"annotations":{"uredis.dezai.com/refresh-requested-at":"%s"}}}' "$request" >"$work/patch.json"
+	api PATCH "$export_path" "$work/export.json" "$work/patch.json"
+	log "refresh requested ($request); waiting at most ${REFRESH_TIMEOUT}s for the operator"
+	waited=0
+	while [ "$(status_field "$work/export.json" lastHandledRefreshRequest)" != "$request" ]; do
+		[ "$waited" -lt "$REFRESH_TIMEOUT" ] || die "the operator did not answer the refresh request within ${REFRESH_TIMEOUT}s (is it running?); Ready: $(ready_summary "$work/export.json")"
+		sleep 1
+		waited=$((waited + 1))
+		api GET "$export_path" "$work/export.json"
+	done
+	if [ "$(status_field "$work/export.json" lastRefreshTime)" = "$obtained" ]; then
+		if [ "$(status_field "$work/export.json" lastFailureTime)" != "$failed_at" ] || [ "$(status_field "$work/export.json" failureCount)" != "$failures" ]; then
+			die "the refresh failed: $(ready_summary "$work/export.json")"
+		fi
+		die "the operator declined the refresh request: forced refreshes come at least --forced-refresh-min-interval (30s by default) after the last attempt, and none while the credentials are rejected (its RefreshRequestDeclined event says which); rerun later"
+	fi
+
+	api GET "$secret_path" "$work/secret.json"
+	BACKUP_URL="$(secret_value "$work/secret.json" "$LINK_KEY")"
+	EXPIRES_AT="$(secret_value "$work/secret.json" "$EXPIRES_KEY")"
+	rm -f "$work/secret.json"
+	[ -n "$BACKUP_URL" ] || die "the Secret $LINK_SECRET has no key $LINK_KEY"
+	is_utc_timestamp "$EXPIRES_AT" || die "the Secret $LINK_SECRET has no RFC 3339 UTC time in its key $EXPIRES_KEY"
+	left="$(seconds_left "$EXPIRES_AT")"
+	[ "$left" -ge "$MIN_VALIDITY" ] || die "the new link is $(validity_text "$left"), less than MIN_VALIDITY (${MIN_VALIDITY}s)"
+	log "new link valid until $EXPIRES_AT (${left}s)"
+}
+
+download() {
+	[ -n "${BACKUP_URL:-}" ] || die "BACKUP_FILE $BACKUP_FILE does not exist and BACKUP_URL is not set"
+	check_link
+	ensure_valid_link
+	check_link # again: the guard may have read a new link
 	command -v curl >/dev/null 2>&1 || die "curl is not installed"
 	mkdir -p "$(dirname "$BACKUP_FILE")"
 	part="$BACKUP_FILE.part"
