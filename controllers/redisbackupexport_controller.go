@@ -93,7 +93,7 @@ type RedisBackupExportReconciler struct {
 	rejectedWith sync.Map
 	// recent holds the statuses written in the last seconds, see
 	// recentStatuses.
-	recent *recentStatuses
+	recent *recentStatuses[*uredisv1alpha1.RedisBackupExport, uredisv1alpha1.RedisBackupExportStatus]
 }
 
 // +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports,verbs=get;list;watch
@@ -252,7 +252,7 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 	if err != nil {
 		return "", nil, "", err
 	}
-	version, err := r.writeSecret(ctx, export, secret, secretData(export, linkData{
+	version, err := r.writeSecret(ctx, export, secret, secretData(exportTarget(export), linkData{
 		backupPath: link.URL, innerBackupPath: link.InnerURL, backupID: backup.id, expiresAt: link.ExpiresAt,
 	}), false)
 	if err != nil {
@@ -318,7 +318,7 @@ func (r *RedisBackupExportReconciler) report(ctx context.Context, original, expo
 	}
 }
 
-func refreshBefore(spec uredisv1alpha1.RedisBackupExportSpec) time.Duration {
+func refreshBefore(spec uredisv1alpha1.BackupSelection) time.Duration {
 	if spec.RefreshBefore == nil {
 		return 0
 	}
@@ -331,22 +331,40 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 	if err := r.checkTargetWritable(ctx, export, secret); err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
+	links := linkFetcher{cloud: r.Cloud, credentials: r.credentials, share: r.share, policy: r.Policy}
+	return links.fetch(ctx, client.ObjectKeyFromObject(export), export.Spec.BackupSelection, access, forced,
+		func() error { return r.tryTargetWrite(ctx, export, secret) })
+}
+
+// linkFetcher obtains links from the cloud API, for resources of either
+// kind.
+type linkFetcher struct {
+	cloud       BackupLinkResolver
+	credentials *credentialStore
+	share       *fairShare
+	policy      schedule.Policy
+}
+
+// fetch loads the credentials, takes a place on the cloud API's budget for
+// key, runs beforeCall (a check that could still make the link useless),
+// then asks the API for a link to the backup spec selects.
+func (f linkFetcher) fetch(ctx context.Context, key types.NamespacedName, spec uredisv1alpha1.BackupSelection, access credentialAccess, forced bool, beforeCall func() error) (chosenBackup, cloud.BackupLink, error) {
 	if access.err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, access.err
 	}
-	creds, err := r.credentials.Load(ctx, access.source, access.version)
+	creds, err := f.credentials.Load(ctx, access.source, access.version)
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
-	release, ok := r.share.acquire(client.ObjectKeyFromObject(export))
+	release, ok := f.share.acquire(key)
 	if !ok {
 		return chosenBackup{}, cloud.BackupLink{}, errBudgetBusy
 	}
 	defer release()
-	if err := r.tryTargetWrite(ctx, export, secret); err != nil {
+	if err := beforeCall(); err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
-	backup, err := r.chooseBackup(ctx, export.Spec, creds)
+	backup, err := f.chooseBackup(ctx, spec, creds)
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
@@ -354,12 +372,12 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 	if forced {
 		maxAge = 0 // a forced refresh wants a link of its own
 	}
-	link, err := r.Cloud.ResolveBackupLink(ctx, creds, backupURLRequest(export.Spec, backup), maxAge)
+	link, err := f.cloud.ResolveBackupLink(ctx, creds, backupURLRequest(spec, backup), maxAge)
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
-	if r.Policy.TooShort(link.ObtainedAt, link.ExpiresAt) {
-		return chosenBackup{}, cloud.BackupLink{}, newLinkTooShortError(link.ExpiresAt.Sub(link.ObtainedAt), r.Policy.MinUsefulLifetime)
+	if f.policy.TooShort(link.ObtainedAt, link.ExpiresAt) {
+		return chosenBackup{}, cloud.BackupLink{}, newLinkTooShortError(link.ExpiresAt.Sub(link.ObtainedAt), f.policy.MinUsefulLifetime)
 	}
 	return backup, link, nil
 }
@@ -370,7 +388,7 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 func (r *RedisBackupExportReconciler) checkTargetWritable(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata) error {
 	if secret != nil {
 		if !ownsSecret(secret, export) {
-			return newConflictError(export)
+			return newConflictError(exportTarget(export))
 		}
 		return nil
 	}
@@ -385,7 +403,7 @@ func (r *RedisBackupExportReconciler) checkTargetWritable(ctx context.Context, e
 	return err
 }
 
-func backupURLRequest(spec uredisv1alpha1.RedisBackupExportSpec, backup chosenBackup) cloud.BackupURLRequest {
+func backupURLRequest(spec uredisv1alpha1.BackupSelection, backup chosenBackup) cloud.BackupURLRequest {
 	groupID := spec.GroupID
 	if spec.Latest != nil {
 		groupID = spec.Latest.GroupID
@@ -413,7 +431,7 @@ func (r *RedisBackupExportReconciler) tryTargetWrite(ctx context.Context, export
 	if !shapeChanged && readyReason(export) != uredisv1alpha1.ReasonTargetInvalid {
 		return nil
 	}
-	placeholder := secretData(export, linkData{backupPath: "https://dry-run.invalid/", backupID: export.Spec.BackupID, expiresAt: r.Clock.Now()})
+	placeholder := secretData(exportTarget(export), linkData{backupPath: "https://dry-run.invalid/", backupID: export.Spec.BackupID, expiresAt: r.Clock.Now()})
 	_, err := r.writeSecret(ctx, export, secret, placeholder, true)
 	return err
 }
@@ -433,6 +451,10 @@ type credentialAccess struct {
 // from the API server); "static" for credentials from the operator's
 // environment.
 func (r *RedisBackupExportReconciler) credentialsVersion(ctx context.Context, source credentialSource) string {
+	return credentialsVersion(ctx, r.SecretMetadata, source)
+}
+
+func credentialsVersion(ctx context.Context, secretMetadata cache.Cache, source credentialSource) string {
 	if source.static != nil {
 		return "static"
 	}
@@ -440,7 +462,7 @@ func (r *RedisBackupExportReconciler) credentialsVersion(ctx context.Context, so
 		return ""
 	}
 	meta := secretMetadataObject()
-	if err := r.SecretMetadata.Get(ctx, source.secret, meta); err != nil {
+	if err := secretMetadata.Get(ctx, source.secret, meta); err != nil {
 		return ""
 	}
 	return meta.ResourceVersion
