@@ -30,7 +30,9 @@ func (r *ClusterRedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, 
 	}
 	r.credentials = newCredentialStore(r.APIReader)
 	r.recent = newRecentStatuses(30*time.Second, time.Now,
-		func(e *uredisv1alpha1.ClusterRedisBackupExport) *uredisv1alpha1.ClusterRedisBackupExportStatus { return &e.Status },
+		func(e *uredisv1alpha1.ClusterRedisBackupExport) *uredisv1alpha1.ClusterRedisBackupExportStatus {
+			return &e.Status
+		},
 		(*uredisv1alpha1.ClusterRedisBackupExportStatus).DeepCopy)
 	r.ownWrites = expiring.New[string, struct{}](2*time.Minute, time.Now)
 	r.share = newFairShare(maxConcurrentReconciles)

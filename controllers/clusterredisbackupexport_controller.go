@@ -126,8 +126,10 @@ func (r *ClusterRedisBackupExportReconciler) Reconcile(ctx context.Context, req 
 	decision := schedule.Decide(r.Policy, r.observe(export, spec, held != nil, credentialsVersion, a.now))
 	log.FromContext(ctx).V(1).Info("decided", "action", decision.Action.String(), "reason", decision.Reason)
 	if decision.Action == schedule.Refresh {
-		link, err := r.refresh(ctx, export, view, viewErr, credentialAccess{source: source, version: credentialsVersion}, decision.Forced, &a)
-		if errors.Is(err, errBudgetBusy) {
+		link, busy := r.refresh(ctx, export, view, viewErr, credentialAccess{source: source, version: credentialsVersion}, decision.Forced, &a)
+		if busy {
+			// As on a RedisBackupExport: back when a place is free,
+			// without recording anything.
 			return ctrl.Result{RequeueAfter: busyRetryDelay(a.jitter)}, nil
 		}
 		if link != nil {
@@ -159,33 +161,34 @@ func (r *ClusterRedisBackupExportReconciler) Reconcile(ctx context.Context, req 
 // that the cache did not show yet.
 const cacheLagRecheck = 5 * time.Second
 
-// refresh fetches a new link with one call; on success it returns the data
-// every Secret gets, and records the link in a.
-func (r *ClusterRedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.ClusterRedisBackupExport, view namespaceView, viewErr error, access credentialAccess, forced bool, a *attempt) (*heldLink, error) {
+// refresh fetches a new link with one call and records the outcome in a;
+// on success it returns the data every Secret gets. busy: the cloud API's
+// budget has no place free, and nothing was attempted.
+func (r *ClusterRedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.ClusterRedisBackupExport, view namespaceView, viewErr error, access credentialAccess, forced bool, a *attempt) (held *heldLink, busy bool) {
 	if viewErr == nil && len(view.selected) == 0 {
 		viewErr = newFailure(uredisv1alpha1.ReasonNoNamespaceSelected,
 			"no existing namespace matches spec.namespaceSelector or spec.namespaces, so no link is fetched: create or label a namespace, or change the spec")
 	}
 	if viewErr != nil {
 		a.err = viewErr
-		return nil, nil
+		return nil, false
 	}
 	links := linkFetcher{cloud: r.Cloud, credentials: r.credentials, share: r.share, policy: r.Policy}
 	backup, link, err := links.fetch(ctx, types.NamespacedName{Name: export.Name}, export.Spec.BackupSelection, access, forced, func() error { return nil })
 	if errors.Is(err, errBudgetBusy) {
-		return nil, err
+		return nil, true
 	}
 	if err != nil {
 		a.err = err
-		return nil, nil
+		return nil, false
 	}
 	a.backupID, a.link = backup.id, &link
 	data := secretData(clusterTarget(export, ""), linkData{
 		backupPath: link.URL, innerBackupPath: link.InnerURL, backupID: backup.id, expiresAt: link.ExpiresAt,
 	})
-	held := &heldLink{uid: export.UID, hash: dataHash(data), data: data}
+	held = &heldLink{uid: export.UID, hash: dataHash(data), data: data}
 	r.links.Store(export.Name, held)
-	return held, nil
+	return held, false
 }
 
 // clusterTarget is the target Secret of export in namespace.

@@ -24,7 +24,9 @@ func TestSelectNamespaces(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Name: "going", Labels: map[string]string{"restore": "yes"}, DeletionTimestamp: &deleting}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "other", Labels: map[string]string{"restore": "no"}}},
 	}
-	match := func(labels map[string]string) *metav1.LabelSelector { return &metav1.LabelSelector{MatchLabels: labels} }
+	match := func(labels map[string]string) *metav1.LabelSelector {
+		return &metav1.LabelSelector{MatchLabels: labels}
+	}
 	tests := []struct {
 		name       string
 		selector   *metav1.LabelSelector

@@ -358,7 +358,7 @@ func TestClusterExportForeignSecretInOneNamespace(t *testing.T) {
 		f.g.Expect(secret.Data).To(Equal(map[string][]byte{"owner": []byte("somebody else")}))
 		f.g.Expect(secret.OwnerReferences).To(BeEmpty())
 	}
-	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3 * time.Second).Should(Equal(1), "conflicts cost no call")
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3*time.Second).Should(Equal(1), "conflicts cost no call")
 
 	// The foreign Secrets gone, the namespaces get the link, no call.
 	for _, ns := range namespaces[1:] {
@@ -474,7 +474,7 @@ func TestClusterExportRestartWithFreshLinks(t *testing.T) {
 	f.restartManager()
 	late := f.namespace("after-restart", true)
 	f.g.Eventually(func() string { return f.link(late) }).WithTimeout(15 * time.Second).Should(Equal(f.link(namespaces[0])))
-	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3 * time.Second).Should(Equal(1), "no call after a restart while the link is fresh")
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3*time.Second).Should(Equal(1), "no call after a restart while the link is fresh")
 	after := f.eventuallyReady(name).Status
 	f.g.Expect(after.ExpiresAt).To(Equal(before.ExpiresAt))
 	f.g.Expect(after.NamespacesWritten).To(BeEquivalentTo(6))
