@@ -21,7 +21,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
-	"github.com/dezai/uredis-backup-operator/internal/cloud"
 	"github.com/dezai/uredis-backup-operator/internal/expiring"
 	"github.com/dezai/uredis-backup-operator/internal/metrics"
 	"github.com/dezai/uredis-backup-operator/internal/schedule"
@@ -257,36 +256,20 @@ func (r *ClusterRedisBackupExportReconciler) heldLink(ctx context.Context, expor
 func (r *ClusterRedisBackupExportReconciler) observe(export *uredisv1alpha1.ClusterRedisBackupExport, spec string, held bool, credentialsVersion string, now time.Time) schedule.Observation {
 	st := export.Status
 	ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
-	var lastFailure failureKind
-	failing := false
-	if ready != nil && ready.Status == metav1.ConditionFalse && !namespaceReason(ready.Reason) {
-		lastFailure, failing = kindOf(ready.Reason)
-	}
-	rejected, rejectionSeen := r.rejectedWith.Load(export.Name)
-	hasLink := st.ExpiresAt != nil && st.LinkSpec == spec
 	obs := schedule.Observation{
 		Now: now,
 		// A new generation that changes what the link depends on; a change
 		// of the namespaces, labels or annotations needs no new link.
-		SpecChanged:        (ready == nil || ready.ObservedGeneration != export.Generation) && st.LinkSpec != spec,
-		HasLink:            hasLink,
-		SecretInSync:       held,
-		WaitingOnUser:      failing && lastFailure.retryOnCredentialsChange,
-		CredentialsRefused: failing && lastFailure.onlyCredentialsFix && rejectionSeen,
-		CredentialsChanged: rejectionSeen && rejected.(string) != credentialsVersion,
-		CheapToRecheck:     failing && lastFailure.beforeAnyCall,
+		SpecChanged:  (ready == nil || ready.ObservedGeneration != export.Generation) && st.LinkSpec != spec,
+		HasLink:      st.ExpiresAt != nil && st.LinkSpec == spec,
+		SecretInSync: held,
 	}
-	for _, t := range []*metav1.Time{st.LastRefreshTime, st.LastFailureTime} {
-		if t != nil && t.After(obs.LastAttempt) {
-			obs.LastAttempt = t.Time
-		}
+	if ready != nil && namespaceReason(ready.Reason) {
+		ready = nil
 	}
-	if st.ExpiresAt != nil {
-		obs.ExpiresAt = st.ExpiresAt.Time
-	}
-	if st.NextRefreshTime != nil {
-		obs.NextAttempt = st.NextRefreshTime.Time
-	}
+	rejected, rejectionSeen := r.rejectedWith.Load(export.Name)
+	observeAttempts(&obs, ready, rejectedCredentials{rejected, rejectionSeen}, credentialsVersion,
+		attemptTimes{st.LastRefreshTime, st.LastFailureTime, st.ExpiresAt, st.NextRefreshTime})
 	return obs
 }
 
@@ -311,15 +294,7 @@ func (r *ClusterRedisBackupExportReconciler) report(ctx context.Context, origina
 		r.rejectedWith.Delete(export.Name)
 		logger.Info("refreshed link", "expiresAt", formatTime(a.link.ExpiresAt), "namespaces", export.Status.NamespacesSelected)
 	case a.err != nil:
-		reason := reasonFor(a.err)
-		metrics.ObserveRefresh(false, reason)
-		if kind, _ := kindOf(reason); kind.retryOnCredentialsChange {
-			r.rejectedWith.Store(export.Name, credentialsVersion)
-		}
-		if code, ok := cloud.RetCodeOf(a.err); ok {
-			logger = logger.WithValues("retCode", code)
-		}
-		logger.Info("refresh failed", "reason", reason, "error", truncate(a.err.Error(), maxErrorText), "failureCount", export.Status.FailureCount)
+		reportFailure(ctx, a.err, export.Status.FailureCount, &r.rejectedWith, export.Name, credentialsVersion)
 	}
 	before := meta.FindStatusCondition(original.Status.Conditions, uredisv1alpha1.ConditionReady)
 	after := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
@@ -335,14 +310,7 @@ func (r *ClusterRedisBackupExportReconciler) report(ctx context.Context, origina
 }
 
 func (r *ClusterRedisBackupExportReconciler) patchStatus(ctx context.Context, original, export *uredisv1alpha1.ClusterRedisBackupExport) error {
-	if equality.Semantic.DeepEqual(original.Status, export.Status) {
-		return nil
-	}
-	if err := r.Status().Patch(ctx, export, client.MergeFrom(original)); err != nil {
-		return err
-	}
-	r.recent.remember(export)
-	return nil
+	return patchStatus(ctx, r.Client, original, export, equality.Semantic.DeepEqual(original.Status, export.Status), r.recent)
 }
 
 // forget drops what is remembered about a deleted resource.

@@ -181,38 +181,59 @@ func (r *RedisBackupExportReconciler) declineNote(decision schedule.Decision) st
 func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackupExport, secretInSync bool, credentialsVersion string, now time.Time) schedule.Observation {
 	st := export.Status
 	ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
-	var lastFailure failureKind
-	failing := false
-	if ready != nil && ready.Status == metav1.ConditionFalse {
-		lastFailure, failing = kindOf(ready.Reason)
+	obs := schedule.Observation{
+		Now:              now,
+		SpecChanged:      specChanged(export),
+		HasLink:          linkForCurrentSpec(export),
+		SecretInSync:     secretInSync,
+		RefreshRequested: refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
 	}
 	// Which credentials the provider rejected is known only if this
 	// process saw it; after a restart, a spec change or a forced refresh
 	// may try the current ones (the attempt records them).
 	rejected, rejectionSeen := r.rejectedWith.Load(client.ObjectKeyFromObject(export))
-	obs := schedule.Observation{
-		Now:                now,
-		SpecChanged:        specChanged(export),
-		HasLink:            linkForCurrentSpec(export),
-		SecretInSync:       secretInSync,
-		WaitingOnUser:      failing && lastFailure.retryOnCredentialsChange,
-		CredentialsRefused: failing && lastFailure.onlyCredentialsFix && rejectionSeen,
-		CredentialsChanged: rejectionSeen && rejected.(string) != credentialsVersion,
-		CheapToRecheck:     failing && lastFailure.beforeAnyCall,
-		RefreshRequested:   refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
+	observeAttempts(&obs, ready, rejectedCredentials{rejected, rejectionSeen}, credentialsVersion,
+		attemptTimes{st.LastRefreshTime, st.LastFailureTime, st.ExpiresAt, st.NextRefreshTime})
+	return obs
+}
+
+// rejectedCredentials is the credentials version a provider last rejected
+// (rejectedWith), if this process saw it.
+type rejectedCredentials struct {
+	version any
+	seen    bool
+}
+
+// attemptTimes are the status' times schedule.Decide reads.
+type attemptTimes struct {
+	lastRefresh, lastFailure, expiresAt, next *metav1.Time
+}
+
+// observeAttempts fills in what schedule.Decide needs from the last
+// attempts, for either kind: the failure the Ready condition records
+// (failed: nil when it records none of the link's), the credentials the
+// provider rejected, and the times.
+func observeAttempts(obs *schedule.Observation, failed *metav1.Condition, rejected rejectedCredentials, credentialsVersion string, times attemptTimes) {
+	var lastFailure failureKind
+	failing := false
+	if failed != nil && failed.Status == metav1.ConditionFalse {
+		lastFailure, failing = kindOf(failed.Reason)
 	}
-	for _, t := range []*metav1.Time{st.LastRefreshTime, st.LastFailureTime} {
+	obs.WaitingOnUser = failing && lastFailure.retryOnCredentialsChange
+	obs.CredentialsRefused = failing && lastFailure.onlyCredentialsFix && rejected.seen
+	obs.CredentialsChanged = rejected.seen && rejected.version.(string) != credentialsVersion
+	obs.CheapToRecheck = failing && lastFailure.beforeAnyCall
+	for _, t := range []*metav1.Time{times.lastRefresh, times.lastFailure} {
 		if t != nil && t.After(obs.LastAttempt) {
 			obs.LastAttempt = t.Time
 		}
 	}
-	if st.ExpiresAt != nil {
-		obs.ExpiresAt = st.ExpiresAt.Time
+	if times.expiresAt != nil {
+		obs.ExpiresAt = times.expiresAt.Time
 	}
-	if st.NextRefreshTime != nil {
-		obs.NextAttempt = st.NextRefreshTime.Time
+	if times.next != nil {
+		obs.NextAttempt = times.next.Time
 	}
-	return obs
 }
 
 // specChanged: the spec's generation is not the one the last finished
@@ -305,17 +326,24 @@ func (r *RedisBackupExportReconciler) report(ctx context.Context, original, expo
 		log.FromContext(ctx).Info("refreshed link", "expiresAt", formatTime(a.link.ExpiresAt),
 			"nextRefresh", formatTime(st.NextRefreshTime.Time), "field", a.link.Field)
 	case a.err != nil:
-		reason := reasonFor(a.err)
-		metrics.ObserveRefresh(false, reason)
-		if kind, _ := kindOf(reason); kind.retryOnCredentialsChange {
-			r.rejectedWith.Store(key, credentialsVersion)
-		}
-		logger := log.FromContext(ctx)
-		if code, ok := cloud.RetCodeOf(a.err); ok {
-			logger = logger.WithValues("retCode", code)
-		}
-		logger.Info("refresh failed", "reason", reason, "error", truncate(a.err.Error(), maxErrorText), "failureCount", st.FailureCount)
+		reportFailure(ctx, a.err, st.FailureCount, &r.rejectedWith, key, credentialsVersion)
 	}
+}
+
+// reportFailure counts and logs a failed attempt of either kind, and
+// remembers in rejectedWith, under key, the credentials a provider
+// rejected.
+func reportFailure(ctx context.Context, err error, failureCount int32, rejectedWith *sync.Map, key any, credentialsVersion string) {
+	reason := reasonFor(err)
+	metrics.ObserveRefresh(false, reason)
+	if kind, _ := kindOf(reason); kind.retryOnCredentialsChange {
+		rejectedWith.Store(key, credentialsVersion)
+	}
+	logger := log.FromContext(ctx)
+	if code, ok := cloud.RetCodeOf(err); ok {
+		logger = logger.WithValues("retCode", code)
+	}
+	logger.Info("refresh failed", "reason", reason, "error", truncate(err.Error(), maxErrorText), "failureCount", failureCount)
 }
 
 func refreshBefore(spec uredisv1alpha1.BackupSelection) time.Duration {
@@ -469,13 +497,19 @@ func credentialsVersion(ctx context.Context, secretMetadata cache.Cache, source 
 }
 
 func (r *RedisBackupExportReconciler) patchStatus(ctx context.Context, original, export *uredisv1alpha1.RedisBackupExport) error {
-	if equality.Semantic.DeepEqual(original.Status, export.Status) {
+	return patchStatus(ctx, r.Client, original, export, equality.Semantic.DeepEqual(original.Status, export.Status), r.recent)
+}
+
+// patchStatus writes obj's status, unless unchanged, as a merge patch from
+// original, and remembers it in recent.
+func patchStatus[O client.Object, S any](ctx context.Context, c client.Client, original, obj O, unchanged bool, recent *recentStatuses[O, S]) error {
+	if unchanged {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, export, client.MergeFrom(original)); err != nil {
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(original)); err != nil {
 		return err
 	}
-	r.recent.remember(export)
+	recent.remember(obj)
 	return nil
 }
 

@@ -161,7 +161,7 @@ func (h *Harness) fanoutFloorRun(ctx context.Context, w *fanoutWatcher, credsNS,
 	}
 	original := export.DeepCopy()
 	export.Status.ExpiresAt = &metav1.Time{Time: link.ExpiresAt}
-	export.Status.NamespacesWritten = int32(h.cfg.FanoutNamespaces) //nolint:gosec // a benchmark's size
+	export.Status.NamespacesWritten = int32(h.cfg.FanoutNamespaces)
 	if err := h.client.Status().Patch(ctx, export, client.MergeFrom(original)); err != nil {
 		return 0, err
 	}
