@@ -93,6 +93,11 @@ var failureKinds = map[string]failureKind{
 	// Admission, quota or RBAC: fixed outside the resource, not watched.
 	uredisv1alpha1.ReasonSecretWriteRefused: {class: stalled, retry: retrySlowly},
 	uredisv1alpha1.ReasonProviderRejected:   {class: stalled, retry: retrySlowly, retryOnCredentialsChange: true},
+
+	// ClusterRedisBackupExport only. Namespaces are watched.
+	uredisv1alpha1.ReasonNamespacesPending:        {class: transient, retry: retryWithBackoff},
+	uredisv1alpha1.ReasonNoNamespaceSelected:      {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
+	uredisv1alpha1.ReasonNamespaceSelectorInvalid: {class: waitingOnUser, retry: retryOnChange, beforeAnyCall: true},
 }
 
 // kindOf returns the failureKind of a Ready reason; ok is false for reasons
@@ -117,10 +122,10 @@ func newFailure(reason, format string, args ...any) *failureError {
 	return &failureError{reason: reason, message: fmt.Sprintf(format, args...)}
 }
 
-func newConflictError(export *uredisv1alpha1.RedisBackupExport) *failureError {
+func newConflictError(t secretTarget) *failureError {
 	return newFailure(uredisv1alpha1.ReasonSecretConflict,
-		"Secret %q already exists and is not managed by this RedisBackupExport; it is left untouched: delete it or set spec.target.name to another name",
-		export.TargetSecretName())
+		"Secret %q already exists and is not managed by this %s; it is left untouched: delete it or set spec.target.name to another name",
+		t.key.Name, t.gvk.Kind)
 }
 
 func newLinkTooShortError(lifetime, minimum time.Duration) *failureError {
@@ -155,7 +160,7 @@ func reasonFor(err error) string {
 // retried slowly instead of ending every attempt as an API error: such an
 // attempt must still turn Ready at the expiry. The API server's message is
 // left out: a webhook's text could repeat what it was sent.
-func refusedWrite(export *uredisv1alpha1.RedisBackupExport, err error) error {
+func refusedWrite(t secretTarget, err error) error {
 	fields := invalidFields(err)
 	switch {
 	case err == nil:
@@ -166,15 +171,15 @@ func refusedWrite(export *uredisv1alpha1.RedisBackupExport, err error) error {
 		// refused write below.
 		return newFailure(uredisv1alpha1.ReasonTargetInvalid,
 			"the API server found Secret %q as spec.target describes it invalid (invalid: %s): fix spec.target; nothing is retried until the spec changes",
-			export.TargetSecretName(), strings.Join(fields, ", "))
+			t.key.Name, strings.Join(fields, ", "))
 	case apierrors.IsForbidden(err), apierrors.IsInvalid(err), apierrors.IsRequestEntityTooLargeError(err), apierrors.IsBadRequest(err):
 		var status apierrors.APIStatus
 		errors.As(err, &status)
 		return newFailure(uredisv1alpha1.ReasonSecretWriteRefused,
 			"the API server refused to write Secret %q (%d %s): check admission webhooks and policies, quotas, and the operator's RBAC in namespace %q",
-			export.TargetSecretName(), status.Status().Code, status.Status().Reason, export.Namespace)
+			t.key.Name, status.Status().Code, status.Status().Reason, t.key.Namespace)
 	default:
-		return withoutServerText(export, err)
+		return withoutServerText(t, err)
 	}
 }
 
@@ -182,7 +187,7 @@ func refusedWrite(export *uredisv1alpha1.RedisBackupExport, err error) error {
 // target Secret (a conflict, an outage, a webhook's 500) with its code and
 // reason: the error ends up in controller-runtime's log, and a webhook's
 // text could repeat what it was sent. Its kind (IsConflict...) is kept.
-func withoutServerText(export *uredisv1alpha1.RedisBackupExport, err error) error {
+func withoutServerText(t secretTarget, err error) error {
 	var status apierrors.APIStatus
 	if !errors.As(err, &status) {
 		return err
@@ -190,7 +195,7 @@ func withoutServerText(export *uredisv1alpha1.RedisBackupExport, err error) erro
 	st := status.Status()
 	return &apierrors.StatusError{ErrStatus: metav1.Status{
 		Status: st.Status, Code: st.Code, Reason: st.Reason,
-		Message: fmt.Sprintf("writing Secret %q: the API server answered %d %s", export.TargetSecretName(), st.Code, st.Reason),
+		Message: fmt.Sprintf("writing Secret %q: the API server answered %d %s", t.key.Name, st.Code, st.Reason),
 	}}
 }
 

@@ -18,11 +18,11 @@ type chosenBackup struct {
 
 // chooseBackup returns the backup to export: spec.backupId, or the newest
 // successful backup that spec.latest selects, looked up anew every time.
-func (r *RedisBackupExportReconciler) chooseBackup(ctx context.Context, spec uredisv1alpha1.RedisBackupExportSpec, creds cloud.Credentials) (chosenBackup, error) {
+func (f linkFetcher) chooseBackup(ctx context.Context, spec uredisv1alpha1.BackupSelection, creds cloud.Credentials) (chosenBackup, error) {
 	if spec.Latest == nil {
 		return chosenBackup{id: spec.BackupID, zone: spec.Zone}, nil
 	}
-	backups, err := r.Cloud.ListBackups(ctx, creds, cloud.ListBackupsRequest{
+	backups, err := f.cloud.ListBackups(ctx, creds, cloud.ListBackupsRequest{
 		Region: spec.Region, Zone: spec.Zone, ProjectID: spec.ProjectID, GroupID: spec.Latest.GroupID,
 	})
 	if err != nil {

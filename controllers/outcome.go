@@ -85,7 +85,7 @@ func (o outcomes) summarize(export *uredisv1alpha1.RedisBackupExport, a attempt)
 // succeeded records a new link.
 func (o outcomes) succeeded(export *uredisv1alpha1.RedisBackupExport, a attempt) {
 	link := a.link
-	next := o.policy.RefreshTime(link.ObtainedAt, link.ExpiresAt, refreshBefore(export.Spec), a.jitter)
+	next := o.policy.RefreshTime(link.ObtainedAt, link.ExpiresAt, refreshBefore(export.Spec.BackupSelection), a.jitter)
 	st := &export.Status
 	st.BackupID = a.backupID
 	st.BackupPath = link.URL
@@ -137,12 +137,22 @@ func (o outcomes) failed(export *uredisv1alpha1.RedisBackupExport, a attempt) {
 // retryAt plans the next attempt after a failure of kind; zero when only an
 // event should bring one.
 func (o outcomes) retryAt(export *uredisv1alpha1.RedisBackupExport, kind failureKind, a attempt) time.Time {
-	failures := export.Status.FailureCount // already counts this failure
+	var validUntil time.Time
+	if linkStateAt(export, a.now) == linkValid {
+		validUntil = export.Status.ExpiresAt.Time
+	}
+	return o.retryAfter(kind, export.Status.FailureCount, validUntil, a)
+}
+
+// retryAfter plans the attempt after the failures-th consecutive failure
+// (this one included) of kind; validUntil is the expiry of a link still
+// valid, zero without one.
+func (o outcomes) retryAfter(kind failureKind, failures int32, validUntil time.Time, a attempt) time.Time {
 	switch kind.retry {
 	case retryWithBackoff:
 		delay := o.transient.Delay(failures, a.jitter)
-		if linkStateAt(export, a.now) == linkValid {
-			delay = o.policy.RetryDelay(delay, export.Status.ExpiresAt.Sub(a.now))
+		if !validUntil.IsZero() {
+			delay = o.policy.RetryDelay(delay, validUntil.Sub(a.now))
 		}
 		return a.now.Add(delay)
 	case retrySlowly:
@@ -157,12 +167,26 @@ func (o outcomes) retryAt(export *uredisv1alpha1.RedisBackupExport, kind failure
 // the moment the link stops working, whatever the plan. A suspended
 // resource plans no attempt: it is woken only for the expiry.
 func requeueAfter(export *uredisv1alpha1.RedisBackupExport, now time.Time) time.Duration {
+	var validUntil time.Time
+	if linkStateAt(export, now) == linkValid {
+		validUntil = export.Status.ExpiresAt.Time
+	}
+	next := export.Status.NextRefreshTime
+	if export.Spec.Suspend {
+		next = nil
+	}
+	return requeueUntil(next, validUntil, now)
+}
+
+// requeueUntil is requeueAfter's rule for a planned attempt at next (nil:
+// none) and a link valid until validUntil (zero: none).
+func requeueUntil(next *metav1.Time, validUntil, now time.Time) time.Duration {
 	var wait time.Duration
-	if next := export.Status.NextRefreshTime; next != nil && !export.Spec.Suspend {
+	if next != nil {
 		wait = max(next.Sub(now), time.Second)
 	}
-	if linkStateAt(export, now) == linkValid {
-		if untilExpiry := export.Status.ExpiresAt.Sub(now) + time.Second; wait == 0 || untilExpiry < wait {
+	if !validUntil.IsZero() {
+		if untilExpiry := validUntil.Sub(now) + time.Second; wait == 0 || untilExpiry < wait {
 			wait = untilExpiry
 		}
 	}
@@ -293,7 +317,11 @@ func linkGeneration(st uredisv1alpha1.RedisBackupExportStatus) int64 {
 // "abnormal-true" style kstatus, Flux and Argo CD health checks read: both
 // are absent while Ready is True.
 func setProgressConditions(export *uredisv1alpha1.RedisBackupExport) {
-	conditions := &export.Status.Conditions
+	progressConditions(&export.Status.Conditions, export.Generation)
+}
+
+// progressConditions is setProgressConditions on a resource of either kind.
+func progressConditions(conditions *[]metav1.Condition, generation int64) {
 	ready := meta.FindStatusCondition(*conditions, uredisv1alpha1.ConditionReady)
 	if ready == nil || ready.Status == metav1.ConditionTrue {
 		meta.RemoveStatusCondition(conditions, uredisv1alpha1.ConditionReconciling)
@@ -306,7 +334,7 @@ func setProgressConditions(export *uredisv1alpha1.RedisBackupExport) {
 	}
 	meta.RemoveStatusCondition(conditions, clear)
 	meta.SetStatusCondition(conditions, metav1.Condition{
-		Type: set, Status: metav1.ConditionTrue, Reason: ready.Reason, Message: ready.Message, ObservedGeneration: export.Generation,
+		Type: set, Status: metav1.ConditionTrue, Reason: ready.Reason, Message: ready.Message, ObservedGeneration: generation,
 	})
 }
 
@@ -376,12 +404,17 @@ func truncate(s string, n int) string {
 }
 
 func setReady(export *uredisv1alpha1.RedisBackupExport, status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(&export.Status.Conditions, metav1.Condition{
+	readyCondition(&export.Status.Conditions, export.Generation, status, reason, message)
+}
+
+// readyCondition is setReady on a resource of either kind.
+func readyCondition(conditions *[]metav1.Condition, generation int64, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(conditions, metav1.Condition{
 		Type:               uredisv1alpha1.ConditionReady,
 		Status:             status,
 		Reason:             reason,
 		Message:            message,
-		ObservedGeneration: export.Generation,
+		ObservedGeneration: generation,
 	})
 }
 

@@ -33,7 +33,7 @@ const fullJitter = 0.999999
 func exportWithLink() *uredisv1alpha1.RedisBackupExport {
 	export := &uredisv1alpha1.RedisBackupExport{
 		ObjectMeta: metav1.ObjectMeta{Name: "e", Namespace: "ns", UID: "uid-1", Generation: 1},
-		Spec: uredisv1alpha1.RedisBackupExportSpec{BackupID: "b", Region: "r", Target: uredisv1alpha1.TargetSecret{
+		Spec: uredisv1alpha1.RedisBackupExportSpec{BackupSelection: uredisv1alpha1.BackupSelection{BackupID: "b", Region: "r"}, Target: uredisv1alpha1.TargetSecret{
 			Name: "target", Labels: map[string]uredisv1alpha1.LabelValue{"app": "restore"},
 		}},
 		Status: uredisv1alpha1.RedisBackupExportStatus{
@@ -246,7 +246,7 @@ func TestReasonFor(t *testing.T) {
 		want string
 	}{
 		{newFailure(uredisv1alpha1.ReasonCredentialsNotFound, "x"), uredisv1alpha1.ReasonCredentialsNotFound},
-		{fmt.Errorf("wrapped: %w", newConflictError(exportWithLink())), uredisv1alpha1.ReasonSecretConflict},
+		{fmt.Errorf("wrapped: %w", newConflictError(exportTarget(exportWithLink()))), uredisv1alpha1.ReasonSecretConflict},
 		{newLinkTooShortError(time.Second, time.Minute), uredisv1alpha1.ReasonLinkTooShort},
 		{newNoBackupError("g", uredisv1alpha1.BackupTypeAny), uredisv1alpha1.ReasonNoBackupFound},
 		{&cloud.APIError{RetCode: 170}, uredisv1alpha1.ReasonCredentialsRejected},
@@ -279,7 +279,7 @@ func TestEveryReasonIsDeclared(t *testing.T) {
 			t.Errorf("%s describes the link, not a failure", reason)
 		}
 	}
-	if len(failureKinds) != 15 {
+	if len(failureKinds) != 18 {
 		t.Errorf("%d failure reasons declared; a new one needs its row in failureKinds, docs/reference.md and this test", len(failureKinds))
 	}
 	for reason, kind := range failureKinds {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/expiring"
@@ -17,34 +18,44 @@ import (
 // only writer, so its own recent write is the freshest copy. Entries go as
 // soon as the cache has caught up, or expire, so the memory they take is
 // bounded by the write rate, not by the number of resources.
-type recentStatuses struct {
-	written *expiring.Map[types.UID, recentStatus]
+// It serves both kinds: O is the resource, S its status.
+type recentStatuses[O client.Object, S any] struct {
+	written *expiring.Map[types.UID, recentStatus[S]]
+	// status points at a resource's status; deepCopy copies one.
+	status   func(O) *S
+	deepCopy func(*S) *S
 }
 
-type recentStatus struct {
+type recentStatus[S any] struct {
 	resourceVersion string
-	status          *uredisv1alpha1.RedisBackupExportStatus
+	status          *S
 }
 
-func newRecentStatuses(ttl time.Duration, now func() time.Time) *recentStatuses {
-	return &recentStatuses{written: expiring.New[types.UID, recentStatus](ttl, now)}
+func newRecentStatuses[O client.Object, S any](ttl time.Duration, now func() time.Time, status func(O) *S, deepCopy func(*S) *S) *recentStatuses[O, S] {
+	return &recentStatuses[O, S]{written: expiring.New[types.UID, recentStatus[S]](ttl, now), status: status, deepCopy: deepCopy}
 }
 
-// remember records the status written to export, with the resourceVersion
+// newExportStatuses is recentStatuses of RedisBackupExports.
+func newExportStatuses(ttl time.Duration, now func() time.Time) *recentStatuses[*uredisv1alpha1.RedisBackupExport, uredisv1alpha1.RedisBackupExportStatus] {
+	return newRecentStatuses(ttl, now, func(e *uredisv1alpha1.RedisBackupExport) *uredisv1alpha1.RedisBackupExportStatus { return &e.Status },
+		(*uredisv1alpha1.RedisBackupExportStatus).DeepCopy)
+}
+
+// remember records the status written to obj, with the resourceVersion
 // the write returned.
-func (r *recentStatuses) remember(export *uredisv1alpha1.RedisBackupExport) {
-	r.written.Put(export.UID, recentStatus{resourceVersion: export.ResourceVersion, status: export.Status.DeepCopy()})
+func (r *recentStatuses[O, S]) remember(obj O) {
+	r.written.Put(obj.GetUID(), recentStatus[S]{resourceVersion: obj.GetResourceVersion(), status: r.deepCopy(r.status(obj))})
 }
 
-// freshest replaces a cached export's status with the one written recently,
-// unless the cache has caught up (same resourceVersion).
-func (r *recentStatuses) freshest(export *uredisv1alpha1.RedisBackupExport) {
-	written, ok := r.written.Get(export.UID)
+// freshest replaces a cached resource's status with the one written
+// recently, unless the cache has caught up (same resourceVersion).
+func (r *recentStatuses[O, S]) freshest(obj O) {
+	written, ok := r.written.Get(obj.GetUID())
 	switch {
 	case !ok:
-	case export.ResourceVersion == written.resourceVersion:
-		r.written.Delete(export.UID)
+	case obj.GetResourceVersion() == written.resourceVersion:
+		r.written.Delete(obj.GetUID())
 	default:
-		export.Status = *written.status.DeepCopy()
+		*r.status(obj) = *r.deepCopy(written.status)
 	}
 }

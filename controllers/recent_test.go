@@ -11,7 +11,7 @@ import (
 
 func TestRecentStatuses(t *testing.T) {
 	clock := now
-	recent := newRecentStatuses(30*time.Second, func() time.Time { return clock })
+	recent := newExportStatuses(30*time.Second, func() time.Time { return clock })
 	written := &uredisv1alpha1.RedisBackupExport{ObjectMeta: metav1.ObjectMeta{UID: "u", ResourceVersion: "2"}}
 	written.Status.BackupPath = "https://new.example.com/"
 	recent.remember(written)

@@ -94,7 +94,7 @@ type RedisBackupExportReconciler struct {
 	rejectedWith sync.Map
 	// recent holds the statuses written in the last seconds, see
 	// recentStatuses.
-	recent *recentStatuses
+	recent *recentStatuses[*uredisv1alpha1.RedisBackupExport, uredisv1alpha1.RedisBackupExportStatus]
 }
 
 // +kubebuilder:rbac:groups=uredis.dezai.com,resources=redisbackupexports,verbs=get;list;watch
@@ -186,39 +186,60 @@ func (r *RedisBackupExportReconciler) declineNote(decision schedule.Decision) st
 func (r *RedisBackupExportReconciler) observe(export *uredisv1alpha1.RedisBackupExport, secretInSync bool, credentialsVersion string, now time.Time) schedule.Observation {
 	st := export.Status
 	ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
-	var lastFailure failureKind
-	failing := false
-	if ready != nil && ready.Status == metav1.ConditionFalse {
-		lastFailure, failing = kindOf(ready.Reason)
+	obs := schedule.Observation{
+		Now:              now,
+		SpecChanged:      specChanged(export),
+		HasLink:          linkForCurrentSpec(export),
+		SecretInSync:     secretInSync,
+		RefreshRequested: refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
+		Suspended:        export.Spec.Suspend,
 	}
 	// Which credentials the provider rejected is known only if this
 	// process saw it; after a restart, a spec change or a forced refresh
 	// may try the current ones (the attempt records them).
 	rejected, rejectionSeen := r.rejectedWith.Load(client.ObjectKeyFromObject(export))
-	obs := schedule.Observation{
-		Now:                now,
-		SpecChanged:        specChanged(export),
-		HasLink:            linkForCurrentSpec(export),
-		SecretInSync:       secretInSync,
-		WaitingOnUser:      failing && lastFailure.retryOnCredentialsChange,
-		CredentialsRefused: failing && lastFailure.onlyCredentialsFix && rejectionSeen,
-		CredentialsChanged: rejectionSeen && rejected.(string) != credentialsVersion,
-		CheapToRecheck:     failing && lastFailure.beforeAnyCall,
-		RefreshRequested:   refreshRequest(export) != "" && refreshRequest(export) != st.LastHandledRefreshRequest,
-		Suspended:          export.Spec.Suspend,
+	observeAttempts(&obs, ready, rejectedCredentials{rejected, rejectionSeen}, credentialsVersion,
+		attemptTimes{st.LastRefreshTime, st.LastFailureTime, st.ExpiresAt, st.NextRefreshTime})
+	return obs
+}
+
+// rejectedCredentials is the credentials version a provider last rejected
+// (rejectedWith), if this process saw it.
+type rejectedCredentials struct {
+	version any
+	seen    bool
+}
+
+// attemptTimes are the status' times schedule.Decide reads.
+type attemptTimes struct {
+	lastRefresh, lastFailure, expiresAt, next *metav1.Time
+}
+
+// observeAttempts fills in what schedule.Decide needs from the last
+// attempts, for either kind: the failure the Ready condition records
+// (failed: nil when it records none of the link's), the credentials the
+// provider rejected, and the times.
+func observeAttempts(obs *schedule.Observation, failed *metav1.Condition, rejected rejectedCredentials, credentialsVersion string, times attemptTimes) {
+	var lastFailure failureKind
+	failing := false
+	if failed != nil && failed.Status == metav1.ConditionFalse {
+		lastFailure, failing = kindOf(failed.Reason)
 	}
-	for _, t := range []*metav1.Time{st.LastRefreshTime, st.LastFailureTime} {
+	obs.WaitingOnUser = failing && lastFailure.retryOnCredentialsChange
+	obs.CredentialsRefused = failing && lastFailure.onlyCredentialsFix && rejected.seen
+	obs.CredentialsChanged = rejected.seen && rejected.version.(string) != credentialsVersion
+	obs.CheapToRecheck = failing && lastFailure.beforeAnyCall
+	for _, t := range []*metav1.Time{times.lastRefresh, times.lastFailure} {
 		if t != nil && t.After(obs.LastAttempt) {
 			obs.LastAttempt = t.Time
 		}
 	}
-	if st.ExpiresAt != nil {
-		obs.ExpiresAt = st.ExpiresAt.Time
+	if times.expiresAt != nil {
+		obs.ExpiresAt = times.expiresAt.Time
 	}
-	if st.NextRefreshTime != nil {
-		obs.NextAttempt = st.NextRefreshTime.Time
+	if times.next != nil {
+		obs.NextAttempt = times.next.Time
 	}
-	return obs
 }
 
 // specChanged: the spec's generation is not the one the last finished
@@ -329,20 +350,27 @@ func (r *RedisBackupExportReconciler) report(ctx context.Context, original, expo
 		log.FromContext(ctx).Info("refreshed link", "expiresAt", formatTime(a.link.ExpiresAt),
 			"nextRefresh", formatTime(st.NextRefreshTime.Time), "field", a.link.Field)
 	case a.err != nil:
-		reason := reasonFor(a.err)
-		metrics.ObserveRefresh(false, reason)
-		if kind, _ := kindOf(reason); kind.retryOnCredentialsChange {
-			r.rejectedWith.Store(key, credentialsVersion)
-		}
-		logger := log.FromContext(ctx)
-		if code, ok := cloud.RetCodeOf(a.err); ok {
-			logger = logger.WithValues("retCode", code)
-		}
-		logger.Info("refresh failed", "reason", reason, "error", truncate(a.err.Error(), maxErrorText), "failureCount", st.FailureCount)
+		reportFailure(ctx, a.err, st.FailureCount, &r.rejectedWith, key, credentialsVersion)
 	}
 }
 
-func refreshBefore(spec uredisv1alpha1.RedisBackupExportSpec) time.Duration {
+// reportFailure counts and logs a failed attempt of either kind, and
+// remembers in rejectedWith, under key, the credentials a provider
+// rejected.
+func reportFailure(ctx context.Context, err error, failureCount int32, rejectedWith *sync.Map, key any, credentialsVersion string) {
+	reason := reasonFor(err)
+	metrics.ObserveRefresh(false, reason)
+	if kind, _ := kindOf(reason); kind.retryOnCredentialsChange {
+		rejectedWith.Store(key, credentialsVersion)
+	}
+	logger := log.FromContext(ctx)
+	if code, ok := cloud.RetCodeOf(err); ok {
+		logger = logger.WithValues("retCode", code)
+	}
+	logger.Info("refresh failed", "reason", reason, "error", truncate(err.Error(), maxErrorText), "failureCount", failureCount)
+}
+
+func refreshBefore(spec uredisv1alpha1.BackupSelection) time.Duration {
 	if spec.RefreshBefore == nil {
 		return 0
 	}
@@ -358,22 +386,40 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 	if err := r.checkTargetWritable(ctx, export, secret); err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
+	links := linkFetcher{cloud: r.Cloud, credentials: r.credentials, share: r.share, policy: r.Policy}
+	return links.fetch(ctx, client.ObjectKeyFromObject(export), export.Spec.BackupSelection, access, forced,
+		func() error { return r.tryTargetWrite(ctx, export, secret) })
+}
+
+// linkFetcher obtains links from the cloud API, for resources of either
+// kind.
+type linkFetcher struct {
+	cloud       BackupLinkResolver
+	credentials *credentialStore
+	share       *fairShare
+	policy      schedule.Policy
+}
+
+// fetch loads the credentials, takes a place on the cloud API's budget for
+// key, runs beforeCall (a check that could still make the link useless),
+// then asks the API for a link to the backup spec selects.
+func (f linkFetcher) fetch(ctx context.Context, key types.NamespacedName, spec uredisv1alpha1.BackupSelection, access credentialAccess, forced bool, beforeCall func() error) (chosenBackup, cloud.BackupLink, error) {
 	if access.err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, access.err
 	}
-	creds, err := r.credentials.Load(ctx, access.source, access.version)
+	creds, err := f.credentials.Load(ctx, access.source, access.version)
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
-	release, ok := r.share.acquire(client.ObjectKeyFromObject(export))
+	release, ok := f.share.acquire(key)
 	if !ok {
 		return chosenBackup{}, cloud.BackupLink{}, errBudgetBusy
 	}
 	defer release()
-	if err := r.tryTargetWrite(ctx, export, secret); err != nil {
+	if err := beforeCall(); err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
-	backup, err := r.chooseBackup(ctx, export.Spec, creds)
+	backup, err := f.chooseBackup(ctx, spec, creds)
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
@@ -381,12 +427,12 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 	if forced {
 		maxAge = 0 // a forced refresh wants a link of its own
 	}
-	link, err := r.Cloud.ResolveBackupLink(ctx, creds, backupURLRequest(export.Spec, backup), maxAge)
+	link, err := f.cloud.ResolveBackupLink(ctx, creds, backupURLRequest(spec, backup), maxAge)
 	if err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
-	if r.Policy.TooShort(link.ObtainedAt, link.ExpiresAt) {
-		return chosenBackup{}, cloud.BackupLink{}, newLinkTooShortError(link.ExpiresAt.Sub(link.ObtainedAt), r.Policy.MinUsefulLifetime)
+	if f.policy.TooShort(link.ObtainedAt, link.ExpiresAt) {
+		return chosenBackup{}, cloud.BackupLink{}, newLinkTooShortError(link.ExpiresAt.Sub(link.ObtainedAt), f.policy.MinUsefulLifetime)
 	}
 	return backup, link, nil
 }
@@ -397,7 +443,7 @@ func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *ure
 func (r *RedisBackupExportReconciler) checkTargetWritable(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata) error {
 	if secret != nil {
 		if !ownsSecret(secret, export) {
-			return newConflictError(export)
+			return newConflictError(exportTarget(export))
 		}
 		return nil
 	}
@@ -412,7 +458,7 @@ func (r *RedisBackupExportReconciler) checkTargetWritable(ctx context.Context, e
 	return err
 }
 
-func backupURLRequest(spec uredisv1alpha1.RedisBackupExportSpec, backup chosenBackup) cloud.BackupURLRequest {
+func backupURLRequest(spec uredisv1alpha1.BackupSelection, backup chosenBackup) cloud.BackupURLRequest {
 	groupID := spec.GroupID
 	if spec.Latest != nil {
 		groupID = spec.Latest.GroupID
@@ -464,6 +510,10 @@ type credentialAccess struct {
 // from the API server); "static" for credentials from the operator's
 // environment.
 func (r *RedisBackupExportReconciler) credentialsVersion(ctx context.Context, source credentialSource) string {
+	return credentialsVersion(ctx, r.SecretMetadata, source)
+}
+
+func credentialsVersion(ctx context.Context, secretMetadata cache.Cache, source credentialSource) string {
 	if source.static != nil {
 		return "static"
 	}
@@ -471,20 +521,26 @@ func (r *RedisBackupExportReconciler) credentialsVersion(ctx context.Context, so
 		return ""
 	}
 	meta := secretMetadataObject()
-	if err := r.SecretMetadata.Get(ctx, source.secret, meta); err != nil {
+	if err := secretMetadata.Get(ctx, source.secret, meta); err != nil {
 		return ""
 	}
 	return meta.ResourceVersion
 }
 
 func (r *RedisBackupExportReconciler) patchStatus(ctx context.Context, original, export *uredisv1alpha1.RedisBackupExport) error {
-	if equality.Semantic.DeepEqual(original.Status, export.Status) {
+	return patchStatus(ctx, r.Client, original, export, equality.Semantic.DeepEqual(original.Status, export.Status), r.recent)
+}
+
+// patchStatus writes obj's status, unless unchanged, as a merge patch from
+// original, and remembers it in recent.
+func patchStatus[O client.Object, S any](ctx context.Context, c client.Client, original, obj O, unchanged bool, recent *recentStatuses[O, S]) error {
+	if unchanged {
 		return nil
 	}
-	if err := r.Status().Patch(ctx, export, client.MergeFrom(original)); err != nil {
+	if err := c.Status().Patch(ctx, obj, client.MergeFrom(original)); err != nil {
 		return err
 	}
-	r.recent.remember(export)
+	recent.remember(obj)
 	return nil
 }
 

@@ -16,11 +16,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+	"github.com/dezai/uredis-backup-operator/internal/expiring"
 	"github.com/dezai/uredis-backup-operator/internal/secrettemplate"
 )
 
@@ -30,15 +32,39 @@ type linkData struct {
 	expiresAt                             time.Time
 }
 
+// secretTarget is a Secret the operator writes for a resource of either
+// kind: where, shaped by which spec.target, for which region, and owned by
+// which resource. The code that writes Secrets knows nothing else about the
+// resource.
+type secretTarget struct {
+	// owner is the resource (its UID marks the Secret as its own), of kind
+	// gvk.
+	owner metav1.Object
+	gvk   schema.GroupVersionKind
+	// key is the Secret's namespace and name.
+	key    types.NamespacedName
+	spec   uredisv1alpha1.TargetSecret
+	region string
+}
+
+// exportTarget is the target Secret of a RedisBackupExport.
+func exportTarget(export *uredisv1alpha1.RedisBackupExport) secretTarget {
+	return secretTarget{
+		owner: export, gvk: uredisv1alpha1.GroupVersionKind,
+		key:  types.NamespacedName{Namespace: export.Namespace, Name: export.TargetSecretName()},
+		spec: export.Spec.Target, region: export.Spec.Region,
+	}
+}
+
 // secretData is the contract content of the target Secret, under the key
 // names the spec chose.
-func secretData(export *uredisv1alpha1.RedisBackupExport, link linkData) map[string][]byte {
-	keys := keyNames(export.Spec.Target.Keys)
+func secretData(t secretTarget, link linkData) map[string][]byte {
+	keys := keyNames(t.spec.Keys)
 	data := map[string][]byte{
 		keys.BackupPath: []byte(link.backupPath),
 		keys.ExpiresAt:  []byte(formatTime(link.expiresAt)),
 		keys.BackupID:   []byte(link.backupID),
-		keys.Region:     []byte(export.Spec.Region),
+		keys.Region:     []byte(t.region),
 	}
 	if link.innerBackupPath != "" {
 		data[keys.InnerBackupPath] = []byte(link.innerBackupPath)
@@ -61,7 +87,7 @@ type secretContent struct {
 // values need not say which link they come from. A template that fails to
 // render is a TemplateInvalid failure that never quotes the link.
 func contentFor(export *uredisv1alpha1.RedisBackupExport, link linkData) (secretContent, error) {
-	data := secretData(export, link)
+	data := secretData(exportTarget(export), link)
 	tmpl := export.Spec.Target.Template
 	if tmpl == nil {
 		return secretContent{data: data, hash: dataHash(data)}, nil
@@ -172,14 +198,14 @@ func dataHash(data map[string][]byte) string {
 }
 
 // ownsSecret reports whether secret was created for this very resource.
-func ownsSecret(secret metav1.Object, export *uredisv1alpha1.RedisBackupExport) bool {
-	return metav1.IsControlledBy(secret, export) || secret.GetAnnotations()[uredisv1alpha1.AnnotationExportUID] == string(export.UID)
+func ownsSecret(secret metav1.Object, owner metav1.Object) bool {
+	return metav1.IsControlledBy(secret, owner) || secret.GetAnnotations()[uredisv1alpha1.AnnotationExportUID] == string(owner.GetUID())
 }
 
 // ownerAsWanted reports whether secret's controller reference is the one the
 // creation policy asks for: the resource's, or none.
-func ownerAsWanted(secret metav1.Object, export *uredisv1alpha1.RedisBackupExport) bool {
-	return metav1.IsControlledBy(secret, export) == (export.Spec.Target.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan)
+func ownerAsWanted(secret metav1.Object, t secretTarget) bool {
+	return metav1.IsControlledBy(secret, t.owner) == (t.spec.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan)
 }
 
 // statusLink is the link in status (the internal link aside, which the
@@ -192,7 +218,7 @@ func statusLink(export *uredisv1alpha1.RedisBackupExport) linkData {
 // statusData is the default keys' data the target Secret holds for the
 // link in status.
 func statusData(export *uredisv1alpha1.RedisBackupExport) map[string][]byte {
-	return secretData(export, statusLink(export))
+	return secretData(exportTarget(export), statusLink(export))
 }
 
 // knownInSync reports, from the cached metadata alone, that the target
@@ -202,7 +228,7 @@ func statusData(export *uredisv1alpha1.RedisBackupExport) map[string][]byte {
 func knownInSync(secret *metav1.PartialObjectMetadata, export *uredisv1alpha1.RedisBackupExport) bool {
 	st := export.Status
 	return secret != nil && st.ExpiresAt != nil && st.SecretResourceVersion != "" &&
-		secret.ResourceVersion == st.SecretResourceVersion && ownsSecret(secret, export) && ownerAsWanted(secret, export)
+		secret.ResourceVersion == st.SecretResourceVersion && ownsSecret(secret, export) && ownerAsWanted(secret, exportTarget(export))
 }
 
 // holdsStatusLink reports whether secret, read in full, holds the link in
@@ -222,7 +248,7 @@ func holdsStatusLink(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupEx
 			return false
 		}
 		shaped := secret.DeepCopy()
-		shapeMetadata(shaped, export, hash)
+		shapeMetadata(shaped, exportTarget(export), hash)
 		return metadataEqual(secret, shaped)
 	}
 	hash := dataHash(secret.Data)
@@ -244,9 +270,7 @@ func holdsStatusLink(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupEx
 			return false
 		}
 	}
-	shaped := secret.DeepCopy()
-	shapeMetadata(shaped, export, hash)
-	return metadataEqual(secret, shaped)
+	return shapedAsWanted(secret, exportTarget(export), hash)
 }
 
 // targetInSync reports whether the target Secret holds the link in status.
@@ -277,24 +301,44 @@ func (r *RedisBackupExportReconciler) targetInSync(ctx context.Context, export *
 // operator manages. With dryRun the API server validates the write (schema,
 // admission) without making it.
 func (r *RedisBackupExportReconciler) writeSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, content secretContent, dryRun bool) (string, error) {
+	return r.secrets().write(ctx, exportTarget(export), current, content, dryRun)
+}
+
+func (r *RedisBackupExportReconciler) secrets() secretWriter {
+	return secretWriter{client: r.Client, reader: r.APIReader, ownWrites: r.ownWrites}
+}
+
+// secretWriter writes the Secrets of either kind.
+type secretWriter struct {
+	// client writes; reader reads uncached, a Secret the cache cannot show
+	// in full.
+	client client.Client
+	reader client.Reader
+	// ownWrites receives the resourceVersion of every write.
+	ownWrites *expiring.Map[string, struct{}]
+}
+
+// write creates or updates t's Secret with data and returns its new
+// resourceVersion (see writeSecret).
+func (w secretWriter) write(ctx context.Context, t secretTarget, current *metav1.PartialObjectMetadata, content secretContent, dryRun bool) (string, error) {
 	var version string
 	var err error
 	if current == nil {
-		version, err = r.createSecret(ctx, export, content, dryRun)
+		version, err = w.create(ctx, t, content, dryRun)
 	} else {
-		version, err = r.patchSecret(ctx, export, current, content, dryRun)
+		version, err = w.patch(ctx, t, current, content, dryRun)
 	}
 	if err == nil && !dryRun {
-		r.ownWrites.Put(version, struct{}{})
+		w.ownWrites.Put(version, struct{}{})
 	}
 	return version, err
 }
 
-func (r *RedisBackupExportReconciler) patchSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, content secretContent, dryRun bool) (string, error) {
-	if !ownsSecret(current, export) {
-		return "", newConflictError(export)
+func (w secretWriter) patch(ctx context.Context, t secretTarget, current *metav1.PartialObjectMetadata, content secretContent, dryRun bool) (string, error) {
+	if !ownsSecret(current, t.owner) {
+		return "", newConflictError(t)
 	}
-	secret, patch, err := r.secretPatch(ctx, export, current, content)
+	secret, patch, err := w.secretPatch(ctx, t, current, content)
 	if err != nil {
 		return "", err
 	}
@@ -302,8 +346,8 @@ func (r *RedisBackupExportReconciler) patchSecret(ctx context.Context, export *u
 	if dryRun {
 		opts = append(opts, client.DryRunAll)
 	}
-	if err := r.Patch(ctx, secret, patch, opts...); err != nil {
-		return "", refusedWrite(export, err)
+	if err := w.client.Patch(ctx, secret, patch, opts...); err != nil {
+		return "", refusedWrite(t, err)
 	}
 	return secret.ResourceVersion, nil
 }
@@ -317,23 +361,23 @@ func (r *RedisBackupExportReconciler) patchSecret(ctx context.Context, export *u
 // the owner reference must change, or the annotations are gone, is the
 // Secret read, and a merge patch computed from it (pinned to the version
 // read).
-func (r *RedisBackupExportReconciler) secretPatch(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, current *metav1.PartialObjectMetadata, content secretContent) (*corev1.Secret, client.Patch, error) {
+func (w secretWriter) secretPatch(ctx context.Context, t secretTarget, current *metav1.PartialObjectMetadata, content secretContent) (*corev1.Secret, client.Patch, error) {
 	// A JSON patch adds annotations one by one: it needs the map to exist,
 	// which the operator's own annotations ensure unless someone removed
 	// them all.
-	if ownerAsWanted(current, export) && len(current.Annotations) > 0 {
-		patch, err := jsonPatch(current.ResourceVersion, export, content)
+	if ownerAsWanted(current, t) && len(current.Annotations) > 0 {
+		patch, err := jsonPatch(current.ResourceVersion, t, content)
 		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: current.Name, Namespace: current.Namespace}}, patch, err
 	}
 	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(current), secret); err != nil {
+	if err := w.reader.Get(ctx, client.ObjectKeyFromObject(current), secret); err != nil {
 		return nil, nil, err
 	}
-	if !ownsSecret(secret, export) {
-		return nil, nil, newConflictError(export)
+	if !ownsSecret(secret, t.owner) {
+		return nil, nil, newConflictError(t)
 	}
 	desired := secret.DeepCopy()
-	shapeSecret(desired, export, content)
+	shapeSecret(desired, t, content)
 	return desired, client.MergeFromWithOptions(secret, client.MergeFromWithOptimisticLock{}), nil
 }
 
@@ -346,9 +390,9 @@ type patchOp struct {
 // jsonPatch sets resourceVersion (the API server refuses the patch with a
 // conflict if the Secret has another), the operator's and the spec's labels
 // and annotations, and the whole data.
-func jsonPatch(resourceVersion string, export *uredisv1alpha1.RedisBackupExport, content secretContent) (client.Patch, error) {
+func jsonPatch(resourceVersion string, t secretTarget, content secretContent) (client.Patch, error) {
 	ops := []patchOp{{Op: "replace", Path: "/metadata/resourceVersion", Value: resourceVersion}}
-	labels, annotations := secretMetadata(export, content.hash)
+	labels, annotations := secretMetadata(t, content.hash)
 	for _, key := range slices.Sorted(maps.Keys(labels)) {
 		ops = append(ops, patchOp{Op: "add", Path: "/metadata/labels/" + escapePointer(key), Value: labels[key]})
 	}
@@ -368,22 +412,22 @@ func escapePointer(key string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
 }
 
-func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, content secretContent, dryRun bool) (string, error) {
+func (w secretWriter) create(ctx context.Context, t secretTarget, content secretContent, dryRun bool) (string, error) {
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: export.TargetSecretName(), Namespace: export.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: t.key.Name, Namespace: t.key.Namespace},
 		Type:       corev1.SecretTypeOpaque,
 	}
-	shapeSecret(secret, export, content)
+	shapeSecret(secret, t, content)
 	var opts []client.CreateOption
 	if dryRun {
 		opts = append(opts, client.DryRunAll)
 	}
-	err := r.Create(ctx, secret, opts...)
+	err := w.client.Create(ctx, secret, opts...)
 	if apierrors.IsAlreadyExists(err) {
-		return "", r.classifyExistingSecret(ctx, export)
+		return "", w.classifyExisting(ctx, t)
 	}
 	if err != nil {
-		return "", refusedWrite(export, err)
+		return "", refusedWrite(t, err)
 	}
 	return secret.ResourceVersion, nil
 }
@@ -391,50 +435,67 @@ func (r *RedisBackupExportReconciler) createSecret(ctx context.Context, export *
 // classifyExistingSecret explains a failed create: either a Secret we do
 // not own, or our own one that the cache has not seen yet (a retry fixes).
 func (r *RedisBackupExportReconciler) classifyExistingSecret(ctx context.Context, export *uredisv1alpha1.RedisBackupExport) error {
+	return r.secrets().classifyExisting(ctx, exportTarget(export))
+}
+
+func (w secretWriter) classifyExisting(ctx context.Context, t secretTarget) error {
 	existing := &corev1.Secret{}
-	key := types.NamespacedName{Namespace: export.Namespace, Name: export.TargetSecretName()}
-	if err := r.APIReader.Get(ctx, key, existing); err != nil {
+	if err := w.reader.Get(ctx, t.key, existing); err != nil {
 		return err
 	}
-	if ownsSecret(existing, export) && existing.Labels[uredisv1alpha1.LabelManagedBy] == uredisv1alpha1.ManagedByValue {
+	if ownsSecret(existing, t.owner) && existing.Labels[uredisv1alpha1.LabelManagedBy] == uredisv1alpha1.ManagedByValue {
 		return errCacheLagging
 	}
-	return newConflictError(export)
+	return newConflictError(t)
 }
 
 // shapeSecret sets everything the operator decides about a Secret: data,
 // the spec's labels and annotations (added to, never replacing, what others
 // put there), the operator's own label and annotations, and the owner
 // reference that the creation policy asks for.
-func shapeSecret(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport, content secretContent) {
-	shapeMetadata(secret, export, content.hash)
+func shapeSecret(secret *corev1.Secret, t secretTarget, content secretContent) {
+	shapeMetadata(secret, t, content.hash)
 	secret.Data = content.data
 	secret.StringData = nil
 }
 
 // shapeMetadata is shapeSecret without the data, whose hash it is given.
-func shapeMetadata(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupExport, hash string) {
-	labels, annotations := secretMetadata(export, hash)
+func shapeMetadata(secret *corev1.Secret, t secretTarget, hash string) {
+	labels, annotations := secretMetadata(t, hash)
 	secret.Labels = mergeMaps(secret.Labels, labels)
 	secret.Annotations = mergeMaps(secret.Annotations, annotations)
-	target := export.Spec.Target
-	secret.OwnerReferences = slices.DeleteFunc(secret.OwnerReferences, func(ref metav1.OwnerReference) bool { return ref.UID == export.UID })
-	if target.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan {
-		secret.OwnerReferences = append(secret.OwnerReferences, *metav1.NewControllerRef(export, uredisv1alpha1.GroupVersionKind))
+	secret.OwnerReferences = slices.DeleteFunc(secret.OwnerReferences, func(ref metav1.OwnerReference) bool { return isOwnReference(ref, t.owner) })
+	if t.spec.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan {
+		secret.OwnerReferences = append(secret.OwnerReferences, *metav1.NewControllerRef(t.owner, t.gvk))
 	}
+}
+
+// isOwnReference: ref names owner, or is the reference a
+// ClusterRedisBackupExport leaves behind when it releases a Secret
+// (releasedOwnerReference).
+func isOwnReference(ref metav1.OwnerReference, owner metav1.Object) bool {
+	return ref.UID == owner.GetUID() || ref.UID == releasedUID(owner)
+}
+
+// shapedAsWanted reports whether secret's metadata is what shapeMetadata
+// makes of it for data of the given hash.
+func shapedAsWanted(secret *corev1.Secret, t secretTarget, hash string) bool {
+	shaped := secret.DeepCopy()
+	shapeMetadata(shaped, t, hash)
+	return metadataEqual(secret, shaped)
 }
 
 // secretMetadata are the labels and annotations the operator sets on a
 // Secret holding data of the given hash: the spec's, and its own.
-func secretMetadata(export *uredisv1alpha1.RedisBackupExport, hash string) (labels, annotations map[string]string) {
-	target := export.Spec.Target
+func secretMetadata(t secretTarget, hash string) (labels, annotations map[string]string) {
+	target := t.spec
 	labels = map[string]string{uredisv1alpha1.LabelManagedBy: uredisv1alpha1.ManagedByValue}
 	for key, value := range target.Labels {
 		labels[key] = string(value)
 	}
 	annotations = map[string]string{
 		uredisv1alpha1.AnnotationDataHash:  hash,
-		uredisv1alpha1.AnnotationExportUID: string(export.UID),
+		uredisv1alpha1.AnnotationExportUID: string(t.owner.GetUID()),
 	}
 	for key, value := range target.Annotations {
 		annotations[key] = string(value)

@@ -22,9 +22,9 @@ import (
 func TestHoldsStatusLink(t *testing.T) {
 	export := exportWithLink()
 	good := func() *corev1.Secret {
-		data := secretData(export, linkData{backupPath: export.Status.BackupPath, innerBackupPath: "https://inner.example.com/x", backupID: "b", expiresAt: export.Status.ExpiresAt.Time})
+		data := secretData(exportTarget(export), linkData{backupPath: export.Status.BackupPath, innerBackupPath: "https://inner.example.com/x", backupID: "b", expiresAt: export.Status.ExpiresAt.Time})
 		secret := &corev1.Secret{}
-		shapeSecret(secret, export, plain(data))
+		shapeSecret(secret, exportTarget(export), plain(data))
 		return secret
 	}
 	tests := []struct {
@@ -80,7 +80,7 @@ func TestKnownInSync(t *testing.T) {
 	export.Status.SecretResourceVersion = "42"
 	cached := func() *metav1.PartialObjectMetadata {
 		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "42"}}
-		shapeSecret(secret, export, plain(statusData(export)))
+		shapeSecret(secret, exportTarget(export), plain(statusData(export)))
 		obj, err := CacheManagedSecret(&metav1.PartialObjectMetadata{ObjectMeta: secret.ObjectMeta})
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +125,7 @@ func TestShapeSecret(t *testing.T) {
 	export := exportWithLink()
 	export.Spec.Target.Keys = uredisv1alpha1.SecretKeys{BackupPath: "BACKUP_URL", ExpiresAt: "BACKUP_EXPIRES_AT"}
 	export.Spec.Target.Annotations = map[string]uredisv1alpha1.AnnotationValue{"reloader": "yes"}
-	data := secretData(export, linkData{backupPath: "https://x.example.com/", backupID: "b", expiresAt: now})
+	data := secretData(exportTarget(export), linkData{backupPath: "https://x.example.com/", backupID: "b", expiresAt: now})
 	if string(data["BACKUP_URL"]) != "https://x.example.com/" || string(data["BACKUP_EXPIRES_AT"]) != "2026-11-27T10:00:00Z" || string(data["backupId"]) != "b" {
 		t.Fatalf("renamed keys not applied: %v", data)
 	}
@@ -134,7 +134,7 @@ func TestShapeSecret(t *testing.T) {
 	}
 
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"team": "a"}}}
-	shapeSecret(secret, export, plain(data))
+	shapeSecret(secret, exportTarget(export), plain(data))
 	if secret.Labels["team"] != "a" || secret.Labels["app"] != "restore" || secret.Labels[uredisv1alpha1.LabelManagedBy] != uredisv1alpha1.ManagedByValue {
 		t.Errorf("labels = %v", secret.Labels)
 	}
@@ -146,7 +146,7 @@ func TestShapeSecret(t *testing.T) {
 	}
 
 	export.Spec.Target.CreationPolicy = uredisv1alpha1.CreationPolicyOrphan
-	shapeSecret(secret, export, plain(data))
+	shapeSecret(secret, exportTarget(export), plain(data))
 	if len(secret.OwnerReferences) != 0 {
 		t.Fatalf("Orphan policy must drop the owner reference: %+v", secret.OwnerReferences)
 	}
@@ -161,7 +161,7 @@ func TestCacheManagedSecretKeepsOnlyWhatTheReconcilerReads(t *testing.T) {
 		Name: "target", Namespace: "ns", UID: "s-1", ResourceVersion: "7",
 		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 	}}
-	shapeSecret(secret, export, plain(statusData(export)))
+	shapeSecret(secret, exportTarget(export), plain(statusData(export)))
 	// What a tenant can add to a labelled Secret's metadata, however large.
 	big := strings.Repeat("x", 200<<10)
 	secret.Labels["team"] = "a"
@@ -180,7 +180,7 @@ func TestCacheManagedSecretKeepsOnlyWhatTheReconcilerReads(t *testing.T) {
 	if size := len(cached.String()); size > 1024 {
 		t.Errorf("the cache keeps %d bytes of a labelled Secret's metadata, want a few hundred", size)
 	}
-	if !ownsSecret(cached, export) || !ownerAsWanted(cached, export) || cached.ResourceVersion != "7" || cached.Name != "target" ||
+	if !ownsSecret(cached, export) || !ownerAsWanted(cached, exportTarget(export)) || cached.ResourceVersion != "7" || cached.Name != "target" ||
 		cached.Labels[uredisv1alpha1.LabelManagedBy] != uredisv1alpha1.ManagedByValue || cached.Annotations[uredisv1alpha1.AnnotationDataHash] == "" {
 		t.Errorf("the cache must keep what the reconciler reads: %+v", cached.ObjectMeta)
 	}
@@ -200,7 +200,7 @@ func TestCacheManagedSecretKeepsOnlyWhatTheReconcilerReads(t *testing.T) {
 func TestJSONPatchReplacesDataOnlyAtTheCachedVersion(t *testing.T) {
 	export := exportWithLink()
 	export.Spec.Target.Annotations = map[string]uredisv1alpha1.AnnotationValue{"example.com/a~b": "v"}
-	patch, err := jsonPatch("42", export, plain(statusData(export)))
+	patch, err := jsonPatch("42", exportTarget(export), plain(statusData(export)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,20 +233,20 @@ func TestJSONPatchReplacesDataOnlyAtTheCachedVersion(t *testing.T) {
 func TestRefusedWriteKeepsTheServersTextOut(t *testing.T) {
 	export := exportWithLink()
 	webhook := apierrors.NewInternalError(errors.New("webhook saw https://link.example.com/?sig=secret"))
-	err := refusedWrite(export, webhook)
+	err := refusedWrite(exportTarget(export), webhook)
 	if strings.Contains(err.Error(), "sig=secret") || !apierrors.IsInternalError(err) {
 		t.Errorf("refusedWrite() = %v: the server's text must go, its kind stay", err)
 	}
 	conflict := apierrors.NewConflict(schema.GroupResource{Resource: "secrets"}, "target", errors.New("the object has been modified"))
-	if err := refusedWrite(export, conflict); !apierrors.IsConflict(err) || !isKubernetesAPIError(err) {
+	if err := refusedWrite(exportTarget(export), conflict); !apierrors.IsConflict(err) || !isKubernetesAPIError(err) {
 		t.Errorf("a conflict stays a conflict, retried by the work queue: %v", err)
 	}
 	invalid := apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "target", field.ErrorList{field.TooLong(field.NewPath("metadata", "annotations"), "", 262144)})
-	if reason := reasonFor(refusedWrite(export, invalid)); reason != uredisv1alpha1.ReasonTargetInvalid {
+	if reason := reasonFor(refusedWrite(exportTarget(export), invalid)); reason != uredisv1alpha1.ReasonTargetInvalid {
 		t.Errorf("a 422 naming fields is TargetInvalid, got %s", reason)
 	}
 	policy := apierrors.NewInvalid(schema.GroupKind{Kind: "Secret"}, "target", nil)
-	if reason := reasonFor(refusedWrite(export, policy)); reason != uredisv1alpha1.ReasonSecretWriteRefused {
+	if reason := reasonFor(refusedWrite(exportTarget(export), policy)); reason != uredisv1alpha1.ReasonSecretWriteRefused {
 		t.Errorf("a 422 naming no field (an admission policy) is SecretWriteRefused, got %s", reason)
 	}
 }
@@ -316,7 +316,7 @@ func TestHoldsStatusLinkTemplated(t *testing.T) {
 			t.Fatal(err)
 		}
 		secret := &corev1.Secret{}
-		shapeSecret(secret, export, content)
+		shapeSecret(secret, exportTarget(export), content)
 		return secret
 	}
 	if !holdsStatusLink(good(link), export) {

@@ -54,7 +54,7 @@ func CacheManagedSecret(obj any) (any, error) {
 			compact.Annotations[key] = value
 		}
 	}
-	if ref := metav1.GetControllerOfNoCopy(secret); ref != nil && ref.Kind == uredisv1alpha1.GroupVersionKind.Kind && len(ref.Name) <= 253 {
+	if ref := metav1.GetControllerOfNoCopy(secret); ref != nil && (ref.Kind == uredisv1alpha1.GroupVersionKind.Kind || ref.Kind == uredisv1alpha1.ClusterGroupVersionKind.Kind) && len(ref.Name) <= 253 {
 		compact.OwnerReferences = []metav1.OwnerReference{*ref}
 	}
 	return compact, nil

@@ -44,7 +44,7 @@ func (r *RedisBackupExportReconciler) SetupWithManager(mgr ctrl.Manager, maxConc
 	}
 	if r.recent == nil {
 		// Far longer than a cache lags behind a write.
-		r.recent = newRecentStatuses(30*time.Second, time.Now)
+		r.recent = newExportStatuses(30*time.Second, time.Now)
 	}
 	if r.ownWrites == nil {
 		// Far longer than a watch event takes to arrive.
@@ -147,10 +147,15 @@ func (r *RedisBackupExportReconciler) exportsReferencingSecret(ctx context.Conte
 // Deletions and anyone else's edits pass. (An event that arrives before the
 // write's answer passes too, and wakes the resource to find it in sync.)
 func (r *RedisBackupExportReconciler) notOwnSecretWrite() predicate.Funcs {
+	return notOwnWrite(r.ownWrites)
+}
+
+// notOwnWrite is notOwnSecretWrite for the writes recorded in ownWrites.
+func notOwnWrite(ownWrites *expiring.Map[string, struct{}]) predicate.Funcs {
 	return predicate.Funcs{
 		CreateFunc: func(event.CreateEvent) bool { return false },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			_, own := r.ownWrites.Get(e.ObjectNew.GetResourceVersion())
+			_, own := ownWrites.Get(e.ObjectNew.GetResourceVersion())
 			return !own
 		},
 	}

@@ -17,6 +17,9 @@ var (
 	// name it.
 	GroupVersionKind = GroupVersion.WithKind("RedisBackupExport")
 
+	// ClusterGroupVersionKind is the ClusterRedisBackupExport kind.
+	ClusterGroupVersionKind = GroupVersion.WithKind("ClusterRedisBackupExport")
+
 	// SchemeBuilder registers the types of this API with a runtime.Scheme.
 	// It is apimachinery's builder, so that importing this package does
 	// not import controller-runtime.
@@ -26,9 +29,10 @@ var (
 	AddToScheme = SchemeBuilder.AddToScheme
 )
 
-// addKnownTypes registers RedisBackupExport and RedisBackupExportList.
+// addKnownTypes registers the kinds and their lists.
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &RedisBackupExport{}, &RedisBackupExportList{})
+	s.AddKnownTypes(GroupVersion, &RedisBackupExport{}, &RedisBackupExportList{},
+		&ClusterRedisBackupExport{}, &ClusterRedisBackupExportList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

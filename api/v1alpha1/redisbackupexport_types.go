@@ -81,11 +81,41 @@ const (
 
 // RedisBackupExportSpec names a URedis backup whose time-limited download
 // link the operator keeps fresh in a Secret.
+type RedisBackupExportSpec struct {
+	// The backup: the fields a ClusterRedisBackupExport shares.
+	BackupSelection `json:",inline"`
+
+	// credentialsRef names the Secret, in the resource's own namespace, that
+	// holds the cloud API key pair. When it is omitted, the operator's own
+	// credentials are used, if its administrator allows them for this
+	// namespace (they are off by default).
+	// +optional
+	CredentialsRef *CredentialsReference `json:"credentialsRef,omitempty"`
+
+	// target describes the Secret the operator writes the link into.
+	// +optional
+	Target TargetSecret `json:"target,omitempty"`
+
+	// suspend, when true, stops every call to the cloud API and every
+	// write of the target Secret for this resource: no refresh, no forced
+	// refresh (a refresh-requested-at value is acknowledged and declined),
+	// no repair of a deleted or edited Secret. The Ready condition (reason
+	// Suspended) stays True while the Secret holds a valid link and turns
+	// False when that link expires. Setting it back to false refreshes at
+	// once if the refresh was due meanwhile or the link is gone, and
+	// otherwise keeps the planned refresh.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// BackupSelection names the backup whose link is exported, and when the
+// link is refreshed: the spec fields RedisBackupExport and
+// ClusterRedisBackupExport share (each inlines it).
 // +kubebuilder:validation:XValidation:rule="has(self.backupId) != has(self.latest)",message="set exactly one of backupId (a fixed backup) and latest (the newest backup of an instance)"
 // +kubebuilder:validation:XValidation:rule="!has(self.latest) || !has(self.groupId) || self.groupId == self.latest.groupId",message="groupId must equal latest.groupId when both are set"
 // +kubebuilder:validation:XValidation:rule="!has(self.slaveZone) || (has(self.regionFlag) && self.regionFlag)",message="slaveZone may only be set together with regionFlag: true (it names the slave's zone of a cross-IDC instance)"
 // +kubebuilder:validation:XValidation:rule="!has(self.slaveZone) || !has(self.zone) || self.slaveZone != self.zone",message="slaveZone must differ from zone"
-type RedisBackupExportSpec struct {
+type BackupSelection struct {
 	// backupId is the ID of the backup to export, as the cloud API reports it
 	// (for example a UUID). Exactly one of backupId and latest is set.
 	// +optional
@@ -155,28 +185,6 @@ type RedisBackupExportSpec struct {
 	// +kubebuilder:validation:XValidation:rule="size(self) <= 32",message="refreshBefore may have at most 32 characters"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s')",message="refreshBefore must be a duration of at least 1s, such as 30m or 1h"
 	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
-
-	// credentialsRef names the Secret, in the resource's own namespace, that
-	// holds the cloud API key pair. When it is omitted, the operator's own
-	// credentials are used, if its administrator allows them for this
-	// namespace (they are off by default).
-	// +optional
-	CredentialsRef *CredentialsReference `json:"credentialsRef,omitempty"`
-
-	// target describes the Secret the operator writes the link into.
-	// +optional
-	Target TargetSecret `json:"target,omitempty"`
-
-	// suspend, when true, stops every call to the cloud API and every
-	// write of the target Secret for this resource: no refresh, no forced
-	// refresh (a refresh-requested-at value is acknowledged and declined),
-	// no repair of a deleted or edited Secret. The Ready condition (reason
-	// Suspended) stays True while the Secret holds a valid link and turns
-	// False when that link expires. Setting it back to false refreshes at
-	// once if the refresh was due meanwhile or the link is gone, and
-	// otherwise keeps the planned refresh.
-	// +optional
-	Suspend bool `json:"suspend,omitempty"`
 }
 
 // LatestBackup selects the newest successful backup of an instance.

@@ -40,6 +40,9 @@ func run() error {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 	}
+	if cfg.Only == "fanout" {
+		return fanout(ctx, cfg, logf)
+	}
 	res, err := bench.Run(ctx, cfg, logf)
 	if err != nil {
 		return err
@@ -50,6 +53,25 @@ func run() error {
 		return nil
 	}
 	if err := bench.UpdateDoc(cfg.Output, cfg.N, section); err != nil {
+		return err
+	}
+	logf("wrote %s", cfg.Output)
+	return nil
+}
+
+// fanout measures only the fan-out figure (BENCH_ONLY=fanout) and writes
+// it into its own section.
+func fanout(ctx context.Context, cfg bench.Config, logf func(string, ...any)) error {
+	res, err := bench.RunFanout(ctx, cfg, logf)
+	if err != nil {
+		return err
+	}
+	section := bench.FanoutSection(res)
+	fmt.Print(section)
+	if cfg.Output == "" {
+		return nil
+	}
+	if err := bench.UpdateFanoutDoc(cfg.Output, cfg.FanoutNamespaces, section); err != nil {
 		return err
 	}
 	logf("wrote %s", cfg.Output)

@@ -38,10 +38,8 @@ func newExport(ns string, i int, refreshBefore time.Duration) *uredisv1alpha1.Re
 	export := &uredisv1alpha1.RedisBackupExport{
 		ObjectMeta: metav1.ObjectMeta{Name: resourceName(i), Namespace: ns},
 		Spec: uredisv1alpha1.RedisBackupExportSpec{
-			BackupID:       backupID(i),
-			Region:         region,
-			Zone:           zone,
-			CredentialsRef: &uredisv1alpha1.CredentialsReference{Name: credentialsName},
+			BackupSelection: uredisv1alpha1.BackupSelection{BackupID: backupID(i), Region: region, Zone: zone},
+			CredentialsRef:  &uredisv1alpha1.CredentialsReference{Name: credentialsName},
 		},
 	}
 	if refreshBefore > 0 {

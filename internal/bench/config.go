@@ -73,6 +73,12 @@ type Config struct {
 	Output string
 	// Command is how the run was started, as written into the report.
 	Command string
+	// Only names the one figure to measure ("fanout"); every figure when
+	// empty.
+	Only string
+	// FanoutNamespaces is the number of namespaces one
+	// ClusterRedisBackupExport writes its link into, in the fan-out figure.
+	FanoutNamespaces int
 }
 
 // Tuned limits: enough that neither client-side limit, nor the number of
@@ -112,6 +118,7 @@ func DefaultConfig(n int) Config {
 		LogLevel:          "info",
 		Output:            "docs/benchmarks.md",
 		Command:           "go run ./cmd/bench",
+		FanoutNamespaces:  1000,
 	}
 }
 
@@ -126,6 +133,7 @@ var envKeys = []string{
 	"BENCH_RESTART_WINDOW", "BENCH_SOAK", "BENCH_SOAK_LINK_LIFETIME", "BENCH_SOAK_REFRESH_BEFORE", "BENCH_SOAK_FLAGS",
 	"BENCH_LATENCY", "BENCH_MEMORY_N", "BENCH_UNRELATED", "BENCH_UNRELATED_SIZE", "BENCH_MEMORY_SETTLE",
 	"BENCH_GOMEMLIMIT", "BENCH_PPROF", "BENCH_PPROF_DIR", "BENCH_LOG_LEVEL", "BENCH_OUT",
+	"BENCH_ONLY", "BENCH_FANOUT_NAMESPACES",
 }
 
 // ShippedMemoryLimit is the GOMEMLIMIT config/manager sets (a test in
@@ -200,6 +208,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if v, ok := lookup(getenv, "BENCH_OUT"); ok {
 		c.Output = v
 	}
+	c.FanoutNamespaces, err = envInt(getenv, "BENCH_FANOUT_NAMESPACES", c.FanoutNamespaces)
+	collect(err)
+	c.Only = getenv("BENCH_ONLY")
 	c.Command = commandLine(getenv)
 	collect(c.Validate())
 	if len(errs) > 0 {
@@ -219,6 +230,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("BENCH_TENANTS, BENCH_MEMORY_TENANTS and BENCH_WRITE_COST must not be negative")
 	case c.Concurrency < 1 || c.FloorWorkers < 1:
 		return fmt.Errorf("BENCH_CONCURRENCY and BENCH_FLOOR_WORKERS must be at least 1")
+	case c.Only != "" && c.Only != "fanout":
+		return fmt.Errorf("BENCH_ONLY may only be fanout, not %q", c.Only)
+	case c.Only == "fanout" && c.FanoutNamespaces < 1:
+		return fmt.Errorf("BENCH_ONLY=fanout needs BENCH_FANOUT_NAMESPACES of at least 1")
 	case c.SoakLinkLifetime < 2*time.Second:
 		return fmt.Errorf("BENCH_SOAK_LINK_LIFETIME %s is too short", c.SoakLinkLifetime)
 	}

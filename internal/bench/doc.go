@@ -20,6 +20,7 @@ replaces its own section (one per number of resources) and keeps the others.
 ` + "```sh" + `
 make bench                  # 1,000 resources (BENCH_N): about 25 minutes on 2 cores
 BENCH_N=10000 make bench    # the documented run at 10,000: the best part of an hour
+BENCH_ONLY=fanout make bench  # only the fan-out of one ClusterRedisBackupExport to 1,000 namespaces: a few minutes
 ` + "```" + `
 
 No cluster is needed: the run starts a local kube-apiserver and etcd (envtest, from
@@ -39,7 +40,8 @@ Knobs: ` + "`BENCH_N`, `BENCH_REPEATS`, `BENCH_DEFAULTS_REPEATS` (default 1: tha
 	"`BENCH_TUNED_FLAGS`, `BENCH_RESTART_WINDOW` (1m), `BENCH_SOAK` (5m), `BENCH_SOAK_LINK_LIFETIME` (1m), " +
 	"`BENCH_SOAK_REFRESH_BEFORE` (1s), `BENCH_SOAK_FLAGS`, `BENCH_LATENCY` (50ms; 0 skips figure 7), `BENCH_MEMORY_N` (1000,3000,10000), " +
 	"`BENCH_UNRELATED` (5000), `BENCH_UNRELATED_SIZE` (10240), `BENCH_MEMORY_SETTLE` (10s), `BENCH_CONCURRENCY` (16 writers create the resources), `BENCH_FLOOR_WORKERS` (32), " +
-	"`BENCH_GOMEMLIMIT` (the operator's, default 90MiB as `config/manager` ships it; `off` for none), `BENCH_PPROF=1` (CPU and heap profiles of the operator, `BENCH_PPROF_DIR`), `BENCH_LOG_LEVEL`, `BENCH_OUT`" + `.
+	"`BENCH_GOMEMLIMIT` (the operator's, default 90MiB as `config/manager` ships it; `off` for none), `BENCH_PPROF=1` (CPU and heap profiles of the operator, `BENCH_PPROF_DIR`), `BENCH_LOG_LEVEL`, `BENCH_OUT`, " +
+	"`BENCH_ONLY=fanout` (only the fan-out figure, in its own section; `BENCH_FANOUT_NAMESPACES`, default 1000, `BENCH_REPEATS` runs of it and of its floor)" + `.
 
 ## Design: how the operator watches Secrets across tenants
 
@@ -75,44 +77,72 @@ with their status), the Secrets' metadata, the work queue, and two short-lived c
 within a window, and the last status written per resource).
 `
 
-// sectionPattern finds a run's section and its number of resources.
-var sectionPattern = regexp.MustCompile(`(?s)<!-- bench:begin n=(\d+) -->\n.*?<!-- bench:end n=(\d+) -->\n`)
+// sectionPattern finds a run's section, its kind (n: a full run; fanout:
+// the fan-out figure alone) and its size.
+var sectionPattern = regexp.MustCompile(`(?s)<!-- bench:begin (n|fanout)=(\d+) -->\n.*?<!-- bench:end (n|fanout)=(\d+) -->\n`)
 
-func markers(n int) (begin, end string) {
-	return fmt.Sprintf("<!-- bench:begin n=%d -->\n", n), fmt.Sprintf("<!-- bench:end n=%d -->\n", n)
+func markers(kind string, n int) (begin, end string) {
+	return fmt.Sprintf("<!-- bench:begin %s=%d -->\n", kind, n), fmt.Sprintf("<!-- bench:end %s=%d -->\n", kind, n)
 }
 
 // UpdateDoc writes section as the section for n resources into the
 // markdown file at path, keeping the sections of other sizes.
 func UpdateDoc(path string, n int, section string) error {
+	return updateDoc(path, "n", n, section)
+}
+
+// UpdateFanoutDoc writes the fan-out figure for n namespaces (BENCH_ONLY=
+// fanout) into the markdown file at path, keeping the other sections.
+func UpdateFanoutDoc(path string, n int, section string) error {
+	return updateDoc(path, "fanout", n, section)
+}
+
+func updateDoc(path, kind string, n int, section string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return os.WriteFile(path, []byte(mergeDoc(string(old), n, section)), 0o644)
+	return os.WriteFile(path, []byte(mergeSection(string(old), kind, n, section)), 0o644)
 }
 
 // mergeDoc is UpdateDoc's pure part.
 func mergeDoc(old string, n int, section string) string {
-	sections := map[int]string{}
+	return mergeSection(old, "n", n, section)
+}
+
+// docSection is a section's kind and size; full runs come first, each
+// kind by size.
+type docSection struct {
+	kind string
+	n    int
+}
+
+// mergeSection is updateDoc's pure part.
+func mergeSection(old, kind string, n int, section string) string {
+	sections := map[docSection]string{}
 	for _, m := range sectionPattern.FindAllStringSubmatch(old, -1) {
-		size, err := strconv.Atoi(m[1])
-		if err == nil && m[1] == m[2] {
-			sections[size] = m[0]
+		size, err := strconv.Atoi(m[2])
+		if err == nil && m[1] == m[3] && m[2] == m[4] {
+			sections[docSection{m[1], size}] = m[0]
 		}
 	}
-	begin, end := markers(n)
-	sections[n] = begin + strings.TrimRight(section, "\n") + "\n" + end
-	sizes := make([]int, 0, len(sections))
-	for size := range sections {
-		sizes = append(sizes, size)
+	begin, end := markers(kind, n)
+	sections[docSection{kind, n}] = begin + strings.TrimRight(section, "\n") + "\n" + end
+	keys := make([]docSection, 0, len(sections))
+	for key := range sections {
+		keys = append(keys, key)
 	}
-	sort.Ints(sizes)
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].kind != keys[j].kind {
+			return keys[i].kind == "n"
+		}
+		return keys[i].n < keys[j].n
+	})
 	var b strings.Builder
 	b.WriteString(docHeader)
-	for _, size := range sizes {
+	for _, key := range keys {
 		b.WriteString("\n")
-		b.WriteString(sections[size])
+		b.WriteString(sections[key])
 	}
 	return b.String()
 }

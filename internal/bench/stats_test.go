@@ -374,3 +374,17 @@ func TestParseMemStats(t *testing.T) {
 		t.Error("a profile without MemStats parsed")
 	}
 }
+
+// TestFanoutSectionIsKept: the fan-out figure has its own section, which
+// a full run keeps (and the other way round).
+func TestFanoutSectionIsKept(t *testing.T) {
+	doc := mergeDoc("", 1000, "## 1,000 resources\nFULL\n")
+	doc = mergeSection(doc, "fanout", 1000, "## Fan-out\nFANOUT-ONE\n")
+	doc = mergeDoc(doc, 1000, "## 1,000 resources\nFULL-AGAIN\n")
+	if !strings.Contains(doc, "FANOUT-ONE") || !strings.Contains(doc, "FULL-AGAIN") || strings.Contains(doc, "FULL\n") {
+		t.Fatalf("sections lost or not replaced:\n%s", doc)
+	}
+	if strings.Index(doc, "FULL-AGAIN") > strings.Index(doc, "FANOUT-ONE") {
+		t.Error("full runs come before the fan-out figure")
+	}
+}

@@ -406,11 +406,12 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := mgr.Add(secretMetadata); err != nil {
 		return nil, err
 	}
+	resolver := cloud.NewSharedResolver(cloudClient)
 	reconciler := &controllers.RedisBackupExportReconciler{
 		Client:              mgr.GetClient(),
 		APIReader:           mgr.GetAPIReader(),
 		SecretMetadata:      secretMetadata,
-		Cloud:               cloud.NewSharedResolver(cloudClient),
+		Cloud:               resolver,
 		Events:              mgr.GetEventRecorder("uredis-backup-operator"),
 		OperatorCredentials: o.operatorCredentials(),
 		OmitLinkFromStatus:  !o.LinkInStatus,
@@ -426,6 +427,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := reconciler.SetupWithManager(mgr, o.MaxConcurrentReconciles); err != nil {
 		return nil, err
 	}
+	if err := o.setupClusterExports(mgr, secretMetadata, resolver); err != nil {
+		return nil, err
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, err
 	}
@@ -433,6 +437,34 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// setupClusterExports starts the ClusterRedisBackupExport controller,
+// unless the operator is limited to some namespaces (--watch-namespaces):
+// the cluster kind writes into namespaces chosen by labels, and the
+// namespaced install (config/namespaced) grants no cluster-wide rights to
+// list them or the cluster resources. Such an operator leaves
+// ClusterRedisBackupExports alone, for a cluster-wide one to serve.
+func (o *Options) setupClusterExports(mgr ctrl.Manager, secretMetadata cache.Cache, resolver controllers.BackupLinkResolver) error {
+	if len(o.WatchNamespaces) > 0 {
+		return nil
+	}
+	r := &controllers.ClusterRedisBackupExportReconciler{
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		SecretMetadata:   secretMetadata,
+		Cloud:            resolver,
+		Events:           mgr.GetEventRecorder("uredis-backup-operator"),
+		Clock:            o.Clock,
+		Policy:           o.Policy,
+		TransientBackoff: o.TransientBackoff,
+		PermanentBackoff: o.PermanentBackoff,
+		Jitter:           rand.Float64,
+	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	return r.SetupWithManager(mgr, o.MaxConcurrentReconciles)
 }
 
 // secretMetadataCache is one cache, over every watched namespace, of the

@@ -88,12 +88,9 @@ func TestRestoreFromExportedLink(t *testing.T) {
 	g.Expect(env.Client.Create(ctx, &uredisv1alpha1.RedisBackupExport{
 		ObjectMeta: metav1.ObjectMeta{Name: "nightly", Namespace: ns},
 		Spec: uredisv1alpha1.RedisBackupExportSpec{
-			BackupID:       backupID,
-			Region:         region,
-			Zone:           zone,
-			GroupID:        groupID,
-			CredentialsRef: &uredisv1alpha1.CredentialsReference{Name: "cloud-credentials"},
-			Target:         uredisv1alpha1.TargetSecret{Name: linkSecret},
+			BackupSelection: uredisv1alpha1.BackupSelection{BackupID: backupID, Region: region, Zone: zone, GroupID: groupID},
+			CredentialsRef:  &uredisv1alpha1.CredentialsReference{Name: "cloud-credentials"},
+			Target:          uredisv1alpha1.TargetSecret{Name: linkSecret},
 		},
 	})).To(Succeed())
 	g.Eventually(func() string { return readyStatus(ctx, ns, "nightly") }).

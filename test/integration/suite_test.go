@@ -173,10 +173,8 @@ func (f *fixture) newExport(name string, mutate ...func(*uredisv1alpha1.RedisBac
 	export := &uredisv1alpha1.RedisBackupExport{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns},
 		Spec: uredisv1alpha1.RedisBackupExportSpec{
-			BackupID:       backupID,
-			Region:         region,
-			Zone:           zone,
-			CredentialsRef: &uredisv1alpha1.CredentialsReference{Name: "cloud-credentials"},
+			BackupSelection: uredisv1alpha1.BackupSelection{BackupID: backupID, Region: region, Zone: zone},
+			CredentialsRef:  &uredisv1alpha1.CredentialsReference{Name: "cloud-credentials"},
 		},
 	}
 	for _, m := range mutate {

@@ -646,14 +646,20 @@ func TestChartRefusesInconsistentValues(t *testing.T) {
 
 // TestChartKeepsTheCRDOnUninstall checks the rendered CRD's resource policy:
 // helm.sh/resource-policy: keep by default (crds.keep), so that `helm
-// uninstall` leaves it and every RedisBackupExport; none with crds.keep
+// uninstall` leaves them and every resource of theirs; none with crds.keep
 // false; and no CRD at all with crds.enabled false. helm_upgrade_test.go
 // uninstalls for real.
 func TestChartKeepsTheCRDOnUninstall(t *testing.T) {
 	g := NewWithT(t)
-	crd := single(t, renderChart(t, configNamespace), "CustomResourceDefinition")
-	g.Expect(crd.GetAnnotations()).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
-	crd = single(t, renderChart(t, configNamespace, "--set", "crds.keep=false"), "CustomResourceDefinition")
-	g.Expect(crd.GetAnnotations()).NotTo(HaveKey("helm.sh/resource-policy"))
+	crds := ofKind(renderChart(t, configNamespace), "CustomResourceDefinition")
+	g.Expect(crds).To(HaveLen(2), "the RedisBackupExport and ClusterRedisBackupExport CRDs")
+	for _, crd := range crds {
+		g.Expect(crd.GetAnnotations()).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
+	}
+	crds = ofKind(renderChart(t, configNamespace, "--set", "crds.keep=false"), "CustomResourceDefinition")
+	g.Expect(crds).To(HaveLen(2))
+	for _, crd := range crds {
+		g.Expect(crd.GetAnnotations()).NotTo(HaveKey("helm.sh/resource-policy"))
+	}
 	g.Expect(ofKind(renderChart(t, configNamespace, "--set", "crds.enabled=false"), "CustomResourceDefinition")).To(BeEmpty())
 }

@@ -188,7 +188,7 @@ func chartCopy(t *testing.T) string {
 func addCRDField(t *testing.T, dir string) {
 	t.Helper()
 	g := NewWithT(t)
-	templates, err := filepath.Glob(filepath.Join(dir, "templates", "crds", "*.yaml"))
+	templates, err := filepath.Glob(filepath.Join(dir, "templates", "crds", "redisbackupexports.*.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(templates).To(HaveLen(1))
 	content, err := os.ReadFile(templates[0])

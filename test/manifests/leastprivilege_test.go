@@ -474,10 +474,8 @@ func (in *installation) testEndToEnd(t *testing.T) {
 	export := &uredisv1alpha1.RedisBackupExport{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-nightly"},
 		Spec: uredisv1alpha1.RedisBackupExportSpec{
-			BackupID:       lpBackupID,
-			Region:         lpRegion,
-			Zone:           lpZone,
-			CredentialsRef: &uredisv1alpha1.CredentialsReference{Name: credentials.Name},
+			BackupSelection: uredisv1alpha1.BackupSelection{BackupID: lpBackupID, Region: lpRegion, Zone: lpZone},
+			CredentialsRef:  &uredisv1alpha1.CredentialsReference{Name: credentials.Name},
 		},
 	}
 	g.Expect(env.Client.Create(ctx, export)).To(Succeed())

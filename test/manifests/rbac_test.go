@@ -18,12 +18,13 @@ import (
 // the permission must then be added here, in review, on purpose.
 var managerRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "get", "list", "patch", "watch"}},
-	// Only to match --operator-credentials-namespace-selector.
-	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get"}},
+	// get: to match --operator-credentials-namespace-selector; list and
+	// watch: the namespaces a ClusterRedisBackupExport selects by label.
+	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 	{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports"}, Verbs: []string{"get", "list", "watch"}},
-	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports/finalizers"}, Verbs: []string{"update"}},
-	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"redisbackupexports/status"}, Verbs: []string{"patch"}},
+	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"clusterredisbackupexports", "redisbackupexports"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"clusterredisbackupexports/finalizers", "redisbackupexports/finalizers"}, Verbs: []string{"update"}},
+	{APIGroups: []string{"uredis.dezai.com"}, Resources: []string{"clusterredisbackupexports/status", "redisbackupexports/status"}, Verbs: []string{"patch"}},
 }
 
 // leaderElectionRules is everything the leader election Role grants: the

@@ -123,10 +123,8 @@ func TestLabelledSecretsDoNotInflateManagerMemory(t *testing.T) {
 	warmUp := &uredisv1alpha1.RedisBackupExport{
 		ObjectMeta: metav1.ObjectMeta{Name: "warm-up", Namespace: warmUpNS},
 		Spec: uredisv1alpha1.RedisBackupExportSpec{
-			BackupID:       backupID,
-			Region:         region,
-			Zone:           zone,
-			CredentialsRef: &uredisv1alpha1.CredentialsReference{Name: "cloud-credentials"},
+			BackupSelection: uredisv1alpha1.BackupSelection{BackupID: backupID, Region: region, Zone: zone},
+			CredentialsRef:  &uredisv1alpha1.CredentialsReference{Name: "cloud-credentials"},
 		},
 	}
 	if err := c.Create(ctx, warmUp); err != nil {

@@ -1,0 +1,315 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
+)
+
+// indexSecretOwnerUID indexes the managed Secrets by the
+// uredis.dezai.com/export-uid annotation: the Secrets a resource created.
+const indexSecretOwnerUID = "uredis.dezai.com/export-uid" //nolint:gosec // an index name, not a credential
+
+// namespaceView is what the caches show of a ClusterRedisBackupExport's
+// namespaces.
+type namespaceView struct {
+	// selected are the existing, not terminating, namespaces the spec
+	// selects, by name.
+	selected []string
+	// secrets are the cached managed Secrets of the target's name, by
+	// namespace.
+	secrets map[string]*metav1.PartialObjectMetadata
+	// created are the cached Secrets the resource created, anywhere.
+	created []*metav1.PartialObjectMetadata
+}
+
+// observeNamespaces reads the namespaces and the managed Secrets from the
+// caches. An invalid selector is a failure with its reason; nothing is
+// selected then.
+func (r *ClusterRedisBackupExportReconciler) observeNamespaces(ctx context.Context, export *uredisv1alpha1.ClusterRedisBackupExport) (namespaceView, error) {
+	view := namespaceView{secrets: map[string]*metav1.PartialObjectMetadata{}}
+	var created metav1.PartialObjectMetadataList
+	created.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	if err := r.List(ctx, &created, client.MatchingFields{indexSecretOwnerUID: string(export.UID)}); err != nil {
+		return view, err
+	}
+	for i := range created.Items {
+		view.created = append(view.created, &created.Items[i])
+	}
+	var namespaces metav1.PartialObjectMetadataList
+	namespaces.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NamespaceList"))
+	if err := r.List(ctx, &namespaces); err != nil {
+		return view, err
+	}
+	selected, err := selectNamespaces(export.Spec, namespaces.Items)
+	if err != nil {
+		return view, err
+	}
+	view.selected = selected
+	name := export.TargetSecretName()
+	for _, ns := range selected {
+		secret := secretMetadataObject()
+		err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, secret)
+		switch {
+		case err == nil:
+			view.secrets[ns] = secret
+		case !apierrors.IsNotFound(err):
+			return view, err
+		}
+	}
+	return view, nil
+}
+
+// selectNamespaces returns, sorted, the namespaces of spec.namespaces and
+// those spec.namespaceSelector matches, among the existing ones that are not
+// being deleted.
+func selectNamespaces(spec uredisv1alpha1.ClusterRedisBackupExportSpec, namespaces []metav1.PartialObjectMetadata) ([]string, error) {
+	selector := labels.Nothing()
+	if spec.NamespaceSelector != nil {
+		var err error
+		if selector, err = metav1.LabelSelectorAsSelector(spec.NamespaceSelector); err != nil {
+			return nil, newFailure(uredisv1alpha1.ReasonNamespaceSelectorInvalid, "spec.namespaceSelector is not a valid label selector: %v", err)
+		}
+	}
+	var selected []string
+	for _, ns := range namespaces {
+		if ns.DeletionTimestamp != nil {
+			continue
+		}
+		if slices.Contains(spec.Namespaces, ns.Name) || selector.Matches(labels.Set(ns.Labels)) {
+			selected = append(selected, ns.Name)
+		}
+	}
+	slices.Sort(selected)
+	return selected, nil
+}
+
+// fanOut is what writing the link into the selected namespaces found.
+type fanOut struct {
+	selected int
+	// written namespaces hold the link (now or already).
+	written int
+	// failures by namespace: failureErrors (a conflict, a refused write).
+	failures map[string]error
+	// apiErr is the first Kubernetes API error (a conflict, an outage):
+	// the reconcile is retried.
+	apiErr error
+	// lagging: a Secret the operator just wrote is not in the cache yet.
+	lagging bool
+}
+
+// fanOut writes held into the target Secret of every selected namespace
+// that does not hold it, at most fanOutWorkers at a time. A namespace
+// whose Secret already holds it costs no request.
+func (r *ClusterRedisBackupExportReconciler) fanOut(ctx context.Context, export *uredisv1alpha1.ClusterRedisBackupExport, view namespaceView, held *heldLink) fanOut {
+	result := fanOut{selected: len(view.selected), failures: map[string]error{}}
+	shape := shapeDigest(export.Spec.Target)
+	writer := secretWriter{client: r.Client, reader: r.APIReader, ownWrites: r.ownWrites}
+	var mu sync.Mutex
+	var group errgroup.Group
+	group.SetLimit(fanOutWorkers)
+	for _, ns := range view.selected {
+		group.Go(func() error {
+			written, lagging, err := r.writeNamespace(ctx, writer, clusterTarget(export, ns), view.secrets[ns], held, shape)
+			mu.Lock()
+			defer mu.Unlock()
+			var failure *failureError
+			switch {
+			case errors.As(err, &failure):
+				result.failures[ns] = err
+			case err != nil && result.apiErr == nil:
+				result.apiErr = err
+			case written:
+				result.written++
+				result.lagging = result.lagging || lagging
+			}
+			return nil
+		})
+	}
+	_ = group.Wait() // every namespace's error is in result
+	return result
+}
+
+// writeNamespace brings one namespace's Secret to held: written reports
+// that it holds it, lagging that the cache does not show the write yet.
+func (r *ClusterRedisBackupExportReconciler) writeNamespace(ctx context.Context, writer secretWriter, t secretTarget, cached *metav1.PartialObjectMetadata, held *heldLink, shape string) (written, lagging bool, err error) {
+	switch {
+	case cached != nil && !ownsSecret(cached, t.owner):
+		return false, false, newConflictError(t)
+	case cached == nil && r.foreignSecretExists(ctx, t.key):
+		return false, false, newConflictError(t)
+	case cached == nil && r.recentlyWritten(t.key, held.hash, shape):
+		return true, true, nil
+	case cached != nil:
+		inSync, err := r.inSync(ctx, t, cached, held.hash, shape)
+		if err != nil || inSync {
+			return inSync, false, err
+		}
+	}
+	version, err := writer.write(ctx, t, cached, secretContent{data: held.data, hash: held.hash}, false)
+	if err != nil {
+		return false, false, err
+	}
+	r.verified.Store(t.key, verifiedSecret{owner: t.owner.GetUID(), resourceVersion: version, hash: held.hash, shape: shape, at: r.Clock.Now()})
+	return true, false, nil
+}
+
+// foreignSecretExists: the identity cache of unmanaged Secrets holds one of
+// that name, so a create would fail; no request is made for it.
+func (r *ClusterRedisBackupExportReconciler) foreignSecretExists(ctx context.Context, key types.NamespacedName) bool {
+	return r.SecretMetadata.Get(ctx, key, secretMetadataObject()) == nil
+}
+
+// recentlyWritten: the operator wrote this very data there moments ago, and
+// the cache has not caught up.
+func (r *ClusterRedisBackupExportReconciler) recentlyWritten(key types.NamespacedName, hash, shape string) bool {
+	v, ok := r.verified.Load(key)
+	if !ok {
+		return false
+	}
+	w := v.(verifiedSecret)
+	return w.hash == hash && w.shape == shape && r.Clock.Since(w.at) < cacheLagRecheck
+}
+
+// inSync reports whether a Secret the resource owns holds held's data in
+// the shape the spec asks for. The cached metadata and what the operator
+// last wrote or checked there usually prove it; a Secret changed since (or
+// unknown since a restart) is read once.
+func (r *ClusterRedisBackupExportReconciler) inSync(ctx context.Context, t secretTarget, cached *metav1.PartialObjectMetadata, hash, shape string) (bool, error) {
+	if cached.Annotations[uredisv1alpha1.AnnotationDataHash] != hash || !ownerAsWanted(cached, t) {
+		return false, nil
+	}
+	if v, ok := r.verified.Load(t.key); ok {
+		if w := v.(verifiedSecret); w.resourceVersion == cached.ResourceVersion && w.hash == hash && w.shape == shape {
+			return true, nil
+		}
+	}
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, t.key, secret); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	if !ownsSecret(secret, t.owner) || dataHash(secret.Data) != hash || !shapedAsWanted(secret, t, hash) {
+		return false, nil
+	}
+	r.verified.Store(t.key, verifiedSecret{owner: t.owner.GetUID(), resourceVersion: secret.ResourceVersion, hash: hash, shape: shape, at: r.Clock.Now()})
+	return true, nil
+}
+
+// release empties the Secrets the resource created in namespaces it no
+// longer selects (or under a name it no longer uses), and hands them to the
+// garbage collector: their owner reference is replaced by one to a
+// resource that does not exist (releasedOwnerReference), which the garbage
+// collector deletes them for, under its own identity. The manager itself
+// may not delete Secrets (config/policy). Secrets it did not create are
+// never touched.
+func (r *ClusterRedisBackupExportReconciler) release(ctx context.Context, export *uredisv1alpha1.ClusterRedisBackupExport, view namespaceView) error {
+	name := export.TargetSecretName()
+	var errs []error
+	for _, cached := range view.created {
+		_, selected := slices.BinarySearch(view.selected, cached.Namespace)
+		if (selected && cached.Name == name) || cached.Annotations[uredisv1alpha1.AnnotationDataHash] == releasedHash {
+			continue
+		}
+		errs = append(errs, r.releaseSecret(ctx, export, client.ObjectKeyFromObject(cached)))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *ClusterRedisBackupExportReconciler) releaseSecret(ctx context.Context, export *uredisv1alpha1.ClusterRedisBackupExport, key types.NamespacedName) error {
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, key, secret); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !ownsSecret(secret, export) {
+		return nil
+	}
+	released := secret.DeepCopy()
+	released.OwnerReferences = slices.DeleteFunc(released.OwnerReferences, func(ref metav1.OwnerReference) bool { return isOwnReference(ref, export) })
+	released.OwnerReferences = append(released.OwnerReferences, releasedOwnerReference(export))
+	released.Data = map[string][]byte{}
+	released.Annotations = mergeMaps(released.Annotations, map[string]string{uredisv1alpha1.AnnotationDataHash: releasedHash})
+	if err := r.Patch(ctx, released, client.MergeFromWithOptions(secret, client.MergeFromWithOptimisticLock{})); err != nil {
+		return withoutServerText(clusterTarget(export, key.Namespace), err)
+	}
+	r.ownWrites.Put(released.ResourceVersion, struct{}{})
+	r.verified.Delete(key)
+	log.FromContext(ctx).Info("released the Secret of a namespace no longer selected", "namespace", key.Namespace, "secret", key.Name)
+	return nil
+}
+
+// releasedHash marks a released Secret: the hash of no data.
+var releasedHash = dataHash(map[string][]byte{})
+
+// releasedUID is the UID of the owner reference of a released Secret: no
+// object has it.
+func releasedUID(owner metav1.Object) types.UID {
+	return owner.GetUID() + "-released"
+}
+
+// releasedOwnerReference names owner's kind and name with a UID no object
+// has: to the garbage collector the owner is gone, and the Secret is
+// deleted.
+func releasedOwnerReference(export *uredisv1alpha1.ClusterRedisBackupExport) metav1.OwnerReference {
+	gvk := uredisv1alpha1.ClusterGroupVersionKind
+	return metav1.OwnerReference{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Name: export.Name, UID: releasedUID(export)}
+}
+
+// linkSpecDigest digests what a link and its Secret data depend on: the
+// backup, the credentials and the Secret's key names.
+func linkSpecDigest(spec uredisv1alpha1.ClusterRedisBackupExportSpec) string {
+	return digest(struct {
+		Backup      uredisv1alpha1.BackupSelection
+		Credentials uredisv1alpha1.ClusterCredentialsReference
+		Keys        uredisv1alpha1.SecretKeys
+	}{spec.BackupSelection, spec.CredentialsRef, spec.Target.Keys})
+}
+
+// shapeDigest digests what a Secret's metadata depends on.
+func shapeDigest(target uredisv1alpha1.TargetSecret) string {
+	return digest(struct {
+		Labels      map[string]uredisv1alpha1.LabelValue
+		Annotations map[string]uredisv1alpha1.AnnotationValue
+		Policy      uredisv1alpha1.CreationPolicy
+	}{target.Labels, target.Annotations, target.CreationPolicy})
+}
+
+func digest(v any) string {
+	body, err := json.Marshal(v) // plain structs, maps with string keys: never fails
+	if err != nil {
+		panic(fmt.Sprintf("digesting %T: %v", v, err))
+	}
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:16])
+}
+
+// boundedFailures lists the first MaxNamespaceFailures failures by
+// namespace name, and counts them all.
+func boundedFailures(failures map[string]error) ([]uredisv1alpha1.NamespaceFailure, int32) {
+	namespaces := make([]string, 0, len(failures))
+	for ns := range failures {
+		namespaces = append(namespaces, ns)
+	}
+	slices.Sort(namespaces)
+	var listed []uredisv1alpha1.NamespaceFailure
+	for _, ns := range namespaces[:min(len(namespaces), uredisv1alpha1.MaxNamespaceFailures)] {
+		err := failures[ns]
+		listed = append(listed, uredisv1alpha1.NamespaceFailure{Namespace: ns, Reason: reasonFor(err), Message: truncate(err.Error(), 256)})
+	}
+	return listed, int32(len(failures)) //nolint:gosec // bounded by the number of namespaces
+}
