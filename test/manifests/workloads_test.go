@@ -137,7 +137,9 @@ func (in *installation) testWorkloads(t *testing.T) {
 		deployment := lpWorkloads(ns, "lp-restarted")[0]
 		// RBAC takes a moment; dry runs, so that nothing is deleted if the
 		// policy fails to refuse.
-		g.Eventually(func() error { return in.manager.Delete(ctx, deployment.DeepCopyObject().(client.Object), client.DryRunAll) }).
+		g.Eventually(func() error {
+			return in.manager.Delete(ctx, deployment.DeepCopyObject().(client.Object), client.DryRunAll)
+		}).
 			WithTimeout(policyWaitTimeout).WithPolling(200 * time.Millisecond).Should(in.refusedByPolicy(noWorkloadCreateDelete))
 		created := lpWorkloads(ns, "lp-created")[0]
 		g.Expect(in.manager.Create(ctx, created, client.DryRunAll)).To(in.refusedByPolicy(noWorkloadCreateDelete))
