@@ -226,3 +226,29 @@ func isKubernetesAPIError(err error) bool {
 	var status apierrors.APIStatus
 	return errors.As(err, &status) || errors.Is(err, errCacheLagging)
 }
+
+// restartFailure names why restarting a target failed, as the reason and
+// note of its Warning Event: the target does not exist, or reading or
+// patching it failed (RBAC, an admission policy, the API server). The note
+// has the HTTP code and reason, not the server's text. Neither is retried
+// until the next change, and neither touches Ready: the link in the Secret
+// is as good either way.
+func restartFailure(export *uredisv1alpha1.RedisBackupExport, target uredisv1alpha1.RolloutRestartTarget, err error) (reason, note string) {
+	const later = "it is not restarted for this change; the next change tries again"
+	var status apierrors.APIStatus
+	switch {
+	case apierrors.IsNotFound(err):
+		return uredisv1alpha1.EventRolloutRestartTargetMissing,
+			fmt.Sprintf("%s %q, a rollout restart target, does not exist in namespace %q: %s", target.Kind, target.Name, export.Namespace, later)
+	case apierrors.IsForbidden(err):
+		return uredisv1alpha1.EventRolloutRestartFailed,
+			fmt.Sprintf("restarting %s %q was refused (403 Forbidden): the operator needs get and patch on %s (apps) in namespace %q, and its admission policy lets it change only the restart annotations; %s",
+				target.Kind, target.Name, kindPlural(target.Kind), export.Namespace, later)
+	case errors.As(err, &status):
+		return uredisv1alpha1.EventRolloutRestartFailed,
+			fmt.Sprintf("restarting %s %q failed: the API server answered %d %s; %s", target.Kind, target.Name, status.Status().Code, status.Status().Reason, later)
+	default:
+		return uredisv1alpha1.EventRolloutRestartFailed,
+			fmt.Sprintf("restarting %s %q failed: the API server could not be reached; %s", target.Kind, target.Name, later)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 	"github.com/dezai/uredis-backup-operator/internal/cloud"
+	"github.com/dezai/uredis-backup-operator/internal/rollout"
 	"github.com/dezai/uredis-backup-operator/internal/schedule"
 )
 
@@ -37,6 +38,8 @@ type attempt struct {
 	// secretInSync: the target Secret held the status' link when the
 	// attempt began.
 	secretInSync bool
+	// restarts are the rollout restarts the new link led to (restart.go).
+	restarts []uredisv1alpha1.RolloutRestart
 }
 
 // outcomes turns attempts into status. It is the one place that decides
@@ -75,6 +78,7 @@ func (o outcomes) summarize(export *uredisv1alpha1.RedisBackupExport, a attempt)
 	// whatever its outcome.
 	export.Status.ObservedGeneration = export.Generation
 	export.Status.SpecDigest = specDigest(export.Spec)
+	export.Status.RolloutRestarts = rollout.Record(export.Status.RolloutRestarts, export.Spec.RolloutRestartTargets, a.restarts)
 	setProgressConditions(export)
 	if o.omitLink {
 		export.Status.BackupPath = ""
@@ -243,10 +247,12 @@ func markResumed(export *uredisv1alpha1.RedisBackupExport) {
 			st.SecretName, formatTime(st.ExpiresAt.Time), formatTime(st.NextRefreshTime.Time)))
 }
 
-// specDigest is a digest of everything in the spec but suspend: two
-// generations with the same digest ask for the same link and Secret.
+// specDigest is a digest of everything in the spec but suspend and
+// rolloutRestartTargets: two generations with the same digest ask for the
+// same link and Secret (the targets matter only at the next change).
 func specDigest(spec uredisv1alpha1.RedisBackupExportSpec) string {
 	spec.Suspend = false
+	spec.RolloutRestartTargets = nil
 	body, err := json.Marshal(spec)
 	if err != nil {
 		return "" // a spec of strings, numbers and maps always encodes
@@ -256,10 +262,12 @@ func specDigest(spec uredisv1alpha1.RedisBackupExportSpec) string {
 }
 
 // followSuspendToggle carries the last attempt's verdict and link over to a
-// generation that changed nothing but spec.suspend (its spec digest is the
-// one recorded for status.observedGeneration), so that suspending or
-// resuming is not a spec change: it neither costs a call nor makes the link
-// one of an older spec. Statuses without a digest are left as they are.
+// generation that changed nothing but spec.suspend or
+// spec.rolloutRestartTargets (its spec digest is the one recorded for
+// status.observedGeneration), so that suspending, resuming or editing the
+// restart targets is not a spec change: it neither costs a call (nor a new
+// link, nor restarts) nor makes the link one of an older spec. Statuses
+// without a digest are left as they are.
 func followSuspendToggle(export *uredisv1alpha1.RedisBackupExport) {
 	st := &export.Status
 	if st.ObservedGeneration == export.Generation || st.SpecDigest == "" || st.SpecDigest != specDigest(export.Spec) {

@@ -540,6 +540,15 @@ func TestSuspendToggleIsNotASpecChange(t *testing.T) {
 			t.Errorf("after the resume: %s %q", ready.Reason, ready.Message)
 		}
 	})
+	t.Run("the restart targets change", func(t *testing.T) {
+		export := observed()
+		export.Generation = 2
+		export.Spec.RolloutRestartTargets = []uredisv1alpha1.RolloutRestartTarget{{Kind: uredisv1alpha1.RolloutRestartDeployment, Name: "app"}}
+		followSuspendToggle(export)
+		if specChanged(export) || linkStateAt(export, now) != linkValid || export.Status.LinkGeneration != 2 {
+			t.Errorf("editing the restart targets is not a spec change: spec changed %v, link generation %d", specChanged(export), export.Status.LinkGeneration)
+		}
+	})
 	t.Run("another field changes with suspend", func(t *testing.T) {
 		export := observed()
 		export.Generation, export.Spec.Suspend, export.Spec.BackupID = 2, true, "other"

@@ -140,6 +140,7 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 
 	switch {
 	case decision.Action == schedule.Refresh:
+		previous := previousLink(export)
 		var written string
 		a.backupID, a.link, written, a.err = r.refresh(ctx, export, secret, credentialAccess{source, sourceErr, credentialsVersion}, decision.Forced)
 		if written != "" {
@@ -153,6 +154,11 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		}
 		if isKubernetesAPIError(a.err) {
 			return ctrl.Result{}, a.err
+		}
+		if a.link != nil {
+			// Before the status write: should it fail, the next attempt
+			// finds the restarts done (restart.go), rather than missing.
+			a.restarts = r.restartTargets(ctx, export, previous, a)
 		}
 		if err := r.restoreSecret(ctx, export, secret, inSync, &a); isKubernetesAPIError(err) {
 			return ctrl.Result{}, err

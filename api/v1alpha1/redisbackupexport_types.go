@@ -106,6 +106,20 @@ type RedisBackupExportSpec struct {
 	// otherwise keeps the planned refresh.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// rolloutRestartTargets are workloads in the resource's namespace
+	// whose pods are restarted, by a pod template annotation, when the
+	// Secret's backup changes (or, per target, its link). Not on the first
+	// link of a new resource, nor on an operator restart, a failed refresh
+	// or while suspended; at most once per change. A target that does not
+	// exist, or cannot be patched, gets a Warning Event and is left until
+	// the next change; Ready does not depend on it.
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	RolloutRestartTargets []RolloutRestartTarget `json:"rolloutRestartTargets,omitempty"`
 }
 
 // BackupSelection names the backup whose link is exported, and when the
@@ -477,8 +491,9 @@ type RedisBackupExportStatus struct {
 	SecretResourceVersion string `json:"secretResourceVersion,omitempty"`
 
 	// specDigest is a digest of the spec of observedGeneration, spec.suspend
-	// left out: a later generation with the same digest changed nothing but
-	// spec.suspend, and keeps the link and the planned refresh.
+	// and spec.rolloutRestartTargets left out: a later generation with the
+	// same digest changed nothing but those, and keeps the link and the
+	// planned refresh.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	SpecDigest string `json:"specDigest,omitempty"`
@@ -487,6 +502,15 @@ type RedisBackupExportStatus struct {
 	// uredis.dezai.com/refresh-requested-at annotation last acted upon.
 	// +optional
 	LastHandledRefreshRequest string `json:"lastHandledRefreshRequest,omitempty"`
+
+	// rolloutRestarts is the last restart of each of spec.rolloutRestartTargets
+	// (targets never restarted, or no longer listed, have none).
+	// +optional
+	// +listType=map
+	// +listMapKey=kind
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	RolloutRestarts []RolloutRestart `json:"rolloutRestarts,omitempty"`
 
 	// conditions describe the resource's state; Ready is the one to watch.
 	// +optional

@@ -93,8 +93,12 @@ func writeFields(b *strings.Builder, path string, schema apiextensionsv1.JSONSch
 		field := schema.Properties[name]
 		fieldPath := path + "." + name
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", fieldPath, typeOf(field), yesNo(required[name]), describe(field))
-		if field.Type == "object" && len(field.Properties) > 0 && !strings.HasSuffix(path, "conditions[]") {
+		switch {
+		case field.Type == "object" && len(field.Properties) > 0 && !strings.HasSuffix(path, "conditions[]"):
 			writeFields(b, fieldPath, field)
+		case field.Type == "array" && name != "conditions" && field.Items != nil && field.Items.Schema != nil && len(field.Items.Schema.Properties) > 0:
+			// The fields of each item (metav1.Condition's are Kubernetes').
+			writeFields(b, fieldPath+"[]", *field.Items.Schema)
 		}
 	}
 }
@@ -117,6 +121,16 @@ func describe(s apiextensionsv1.JSONSchemaProps) string {
 	}
 	if s.MinLength != nil || s.MaxLength != nil {
 		parts = append(parts, fmt.Sprintf("Length %s to %s.", intOr(s.MinLength, "0"), intOr(s.MaxLength, "any")))
+	}
+	if len(s.Enum) > 0 {
+		values := make([]string, 0, len(s.Enum))
+		for _, v := range s.Enum {
+			values = append(values, "`"+strings.Trim(string(v.Raw), `"`)+"`")
+		}
+		parts = append(parts, "One of "+strings.Join(values, ", ")+".")
+	}
+	if s.MaxItems != nil {
+		parts = append(parts, fmt.Sprintf("At most %d items.", *s.MaxItems))
 	}
 	if s.Pattern != "" {
 		parts = append(parts, fmt.Sprintf("Pattern `%s`.", s.Pattern))

@@ -79,6 +79,16 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		{name: "template of another Secret type", spec: specWith("target", map[string]any{"template": map[string]any{"type": "kubernetes.io/service-account-token", "data": map[string]any{"k": "x"}}}), message: `spec.target.template.type: Unsupported value: "kubernetes.io/service-account-token"`},
 		{name: "unknown mergePolicy", spec: specWith("target", map[string]any{"template": map[string]any{"mergePolicy": "Append", "data": map[string]any{"k": "x"}}}), message: `spec.target.template.mergePolicy: Unsupported value: "Append"`},
 		{name: "suspend not a boolean", spec: specWith("suspend", "yes"), message: `spec.suspend: Invalid value: "string": spec.suspend in body must be of type boolean`},
+		{name: "restart target of an unknown kind", spec: specWith("rolloutRestartTargets", []any{map[string]any{"kind": "CronJob", "name": "app"}}), message: `spec.rolloutRestartTargets[0].kind: Unsupported value: "CronJob": supported values: "Deployment", "StatefulSet", "DaemonSet"`},
+		{name: "restart target without a kind", spec: specWith("rolloutRestartTargets", []any{map[string]any{"name": "app"}}), message: `spec.rolloutRestartTargets[0].kind: Required value`},
+		{name: "restart target with an empty name", spec: specWith("rolloutRestartTargets", []any{map[string]any{"kind": "Deployment", "name": ""}}), message: `spec.rolloutRestartTargets[0].name in body should be at least 1 chars long`},
+		{name: "restart target without a name", spec: specWith("rolloutRestartTargets", []any{map[string]any{"kind": "Deployment"}}), message: `spec.rolloutRestartTargets[0].name: Required value`},
+		{name: "restart target name invalid", spec: specWith("rolloutRestartTargets", []any{map[string]any{"kind": "Deployment", "name": "App_1"}}), message: `spec.rolloutRestartTargets[0].name in body should match`},
+		{name: "restart target with an unknown trigger", spec: specWith("rolloutRestartTargets", []any{map[string]any{"kind": "Deployment", "name": "app", "on": "SecretChanged"}}), message: `spec.rolloutRestartTargets[0].on: Unsupported value: "SecretChanged": supported values: "BackupChanged", "LinkChanged"`},
+		{name: "restart target twice", spec: specWith("rolloutRestartTargets", []any{
+			map[string]any{"kind": "Deployment", "name": "app"}, map[string]any{"kind": "Deployment", "name": "app", "on": "LinkChanged"},
+		}), message: `spec.rolloutRestartTargets[1]: Duplicate value: {"kind":"Deployment","name":"app"}`},
+		{name: "too many restart targets", spec: specWith("rolloutRestartTargets", restartTargets(17)), message: `spec.rolloutRestartTargets: Too many: 17: must have at most 16 items`},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +122,9 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 			"type": "Opaque", "mergePolicy": "Merge",
 			"data": map[string]any{"curl.conf": strings.Repeat("x", 16384), "RESTORE_ENV": "{{ .backupPath }}", ".dotfile": "", "a-b_c.d": "x"},
 		}}),
+		// 16 targets; one name for two kinds.
+		specWith("rolloutRestartTargets", append(restartTargets(14),
+			map[string]any{"kind": "StatefulSet", "name": "app-0", "on": "LinkChanged"}, map[string]any{"kind": "DaemonSet", "name": "app-0", "on": "BackupChanged"})),
 	} {
 		valid := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
 		valid.SetGroupVersionKind(uredisv1alpha1.GroupVersionKind)
@@ -119,6 +132,15 @@ func TestAdmissionRejectsInvalidSpecs(t *testing.T) {
 		valid.SetName(fmt.Sprintf("valid-%d", i))
 		g.Expect(env.Client.Create(ctx, valid)).To(Succeed())
 	}
+}
+
+// restartTargets is n Deployments app-0, app-1...
+func restartTargets(n int) []any {
+	targets := make([]any, 0, n)
+	for i := range n {
+		targets = append(targets, map[string]any{"kind": "Deployment", "name": fmt.Sprintf("app-%d", i)})
+	}
+	return targets
 }
 
 func latestSpec(latest map[string]any) map[string]any {

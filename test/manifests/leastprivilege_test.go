@@ -28,6 +28,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -237,6 +238,7 @@ func TestLeastPrivilegeInstalls(t *testing.T) {
 			t.Run("the manager cannot write Secrets it does not manage", in.testRefusals)
 			t.Run("the manager may write its own Secrets, dry run or not", in.testAllowedWrites)
 			t.Run("the manager cannot delete Secrets", in.testDelete)
+			t.Run("the manager may only restart workloads", in.testWorkloads)
 			if len(in.watchNamespaces) > 0 {
 				t.Run("RBAC confines the manager to the watched namespaces", in.testConfined)
 			}
@@ -471,11 +473,18 @@ func (in *installation) testEndToEnd(t *testing.T) {
 	}
 	g.Expect(env.Client.Create(ctx, credentials)).To(Succeed())
 	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), credentials) })
+	// A workload to restart when the backup changes.
+	restored := lpWorkloads(ns, "lp-restore")[0].(*appsv1.Deployment)
+	g.Expect(env.Client.Create(ctx, restored)).To(Succeed())
+	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), restored) })
 	export := &uredisv1alpha1.RedisBackupExport{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "lp-nightly"},
 		Spec: uredisv1alpha1.RedisBackupExportSpec{
 			BackupSelection: uredisv1alpha1.BackupSelection{BackupID: lpBackupID, Region: lpRegion, Zone: lpZone},
 			CredentialsRef:  &uredisv1alpha1.CredentialsReference{Name: credentials.Name},
+			RolloutRestartTargets: []uredisv1alpha1.RolloutRestartTarget{
+				{Kind: uredisv1alpha1.RolloutRestartDeployment, Name: restored.Name},
+			},
 		},
 	}
 	g.Expect(env.Client.Create(ctx, export)).To(Succeed())
@@ -511,6 +520,29 @@ func (in *installation) testEndToEnd(t *testing.T) {
 		return env.Client.Update(ctx, current)
 	})).To(Succeed())
 	g.Eventually(func(g Gomega) { holdsLink(g, lpOtherID) }).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(Succeed(), "the link after the spec changed")
+	// The new backup restarted the Deployment, under this identity and the
+	// admission policy.
+	g.Eventually(func(g Gomega) {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(restored), restored)).To(Succeed())
+		g.Expect(restored.Spec.Template.Annotations).To(HaveKey(uredisv1alpha1.AnnotationRestartedFor))
+		g.Expect(restored.Generation).To(Equal(int64(2)))
+	}).WithTimeout(10*time.Second).WithPolling(100*time.Millisecond).Should(Succeed(), "the restart after the backup changed")
+	g.Expect(eventsWithReason(ctx, ns, uredisv1alpha1.EventRolloutRestartFailed)).To(BeEmpty())
+}
+
+// eventsWithReason are the notes of the Events of reason in ns.
+func eventsWithReason(ctx context.Context, ns, reason string) []string {
+	var list eventsv1.EventList
+	if err := env.Client.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return []string{err.Error()}
+	}
+	var notes []string
+	for _, e := range list.Items {
+		if e.Reason == reason {
+			notes = append(notes, e.Note)
+		}
+	}
+	return notes
 }
 
 // scrapeAsMetricsReader binds the install's metrics-reader ClusterRole to a

@@ -18,6 +18,10 @@ import (
 // the permission must then be added here, in review, on purpose.
 var managerRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create", "get", "list", "patch", "watch"}},
+	// Only to restart the workloads of spec.rolloutRestartTargets: read one
+	// (uncached) and patch two pod template annotations, which is all the
+	// admission policy lets these patches change.
+	{APIGroups: []string{"apps"}, Resources: []string{"daemonsets", "deployments", "statefulsets"}, Verbs: []string{"get", "patch"}},
 	// get: to match --operator-credentials-namespace-selector; list and
 	// watch: the namespaces a ClusterRedisBackupExport selects by label.
 	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
