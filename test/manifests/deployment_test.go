@@ -162,12 +162,7 @@ func TestDefaultWiring(t *testing.T) {
 	pod := d.Spec.Template.Spec
 	c := managerContainer(t, d)
 	find := func(kind, namespace, name string) *unstructured.Unstructured {
-		for _, o := range ofKind(objects, kind) {
-			if o.GetNamespace() == namespace && o.GetName() == name {
-				return o
-			}
-		}
-		return nil
+		return findObject(objects, kind, namespace, name)
 	}
 
 	t.Run("the Deployment's ServiceAccount exists", func(t *testing.T) {

@@ -400,12 +400,7 @@ func TestChartWiring(t *testing.T) {
 			c := managerContainer(t, d)
 			account := d.Spec.Template.Spec.ServiceAccountName
 			find := func(kind, namespace, name string) *unstructured.Unstructured {
-				for _, o := range ofKind(objects, kind) {
-					if o.GetNamespace() == namespace && o.GetName() == name {
-						return o
-					}
-				}
-				return nil
+				return findObject(objects, kind, namespace, name)
 			}
 
 			t.Run("the manager knows every argument and accepts them together", func(t *testing.T) {

@@ -179,6 +179,17 @@ func readObjects(t *testing.T, file string) []*unstructured.Unstructured {
 }
 
 // ofKind returns the objects of the given kind.
+// findObject is the object of kind, namespace and name among objects, or
+// nil.
+func findObject(objects []*unstructured.Unstructured, kind, namespace, name string) *unstructured.Unstructured {
+	for _, o := range ofKind(objects, kind) {
+		if o.GetNamespace() == namespace && o.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
 func ofKind(objects []*unstructured.Unstructured, kind string) []*unstructured.Unstructured {
 	var matching []*unstructured.Unstructured
 	for _, o := range objects {
