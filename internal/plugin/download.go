@@ -43,6 +43,9 @@ func (p *Plugin) Download(ctx context.Context, name, output string, minValidity,
 	}
 	if output == "" {
 		output = defaultOutput(link.BackupID, name)
+		if _, err := os.Stat(output); err == nil {
+			return fmt.Errorf("%s exists: remove it or choose another file with -o", output)
+		}
 	}
 	if output == "-" {
 		n, _, err := p.fetch(ctx, link.URL, 0, p.Out)

@@ -439,3 +439,30 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("progress shown off a terminal: %q", errOut)
 	}
 }
+
+// TestDownloadNeverOverwritesTheDefaultFile: without -o the file is named
+// after the backup, and an existing one is not replaced.
+func TestDownloadNeverOverwritesTheDefaultFile(t *testing.T) {
+	srv := httptest.NewTLSServer(&storage{content: []byte("REDIS0011 backup")})
+	defer srv.Close()
+	t.Chdir(t.TempDir())
+	p, _, _ := downloadPlugin(t, srv, "/b")
+	if err := p.Download(context.Background(), "nightly", "", time.Minute, time.Minute); err != nil {
+		t.Fatalf("first download: %v", err)
+	}
+	files, _ := filepath.Glob("*.rdb")
+	if len(files) != 1 {
+		t.Fatalf("downloaded into %v, want one .rdb file", files)
+	}
+	if err := os.WriteFile(files[0], []byte("mine"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, _, _ = downloadPlugin(t, srv, "/b")
+	err := p.Download(context.Background(), "nightly", "", time.Minute, time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("second download into the same default file: %v", err)
+	}
+	if got, _ := os.ReadFile(files[0]); string(got) != "mine" {
+		t.Errorf("the existing file was replaced: %q", got)
+	}
+}
