@@ -45,7 +45,7 @@ var allowed = []string{
 	"uniq", "mustUniq", "compact", "mustCompact", "reverse", "mustReverse", "slice", "mustSlice",
 	"dict", "get", "hasKey", "keys", "values", "pick", "omit", "pluck", "dig",
 	// Times given as arguments.
-	"toDate", "mustToDate", "unixEpoch", "duration",
+	"unixEpoch", "duration",
 	// Regular expressions (RE2: linear time).
 	"regexMatch", "mustRegexMatch", "regexFind", "mustRegexFind", "regexFindAll", "mustRegexFindAll",
 	"regexSplit", "mustRegexSplit", "regexQuoteMeta",
@@ -79,6 +79,8 @@ func buildFuncs() template.FuncMap {
 		"regexReplaceAllLiteral": func(re, s, repl string) (string, error) { return regexReplace(re, s, repl, true) },
 		"date":                   func(layout string, t any) (string, error) { return formatDate(layout, t, "UTC") },
 		"dateInZone":             formatDate,
+		"toDate":                 func(layout, value string) time.Time { t, _ := parseUTC(layout, value); return t },
+		"mustToDate":             parseUTC,
 		"printf":                 printf,
 		"print":                  fmt.Sprint,
 		"println":                fmt.Sprintln,
@@ -268,11 +270,21 @@ func formatDate(layout string, t any, zone string) (string, error) {
 	default:
 		return "", fmt.Errorf("needs a time or Unix seconds (.expiresAtUnix, or toDate on .expiresAt), not a %T", t)
 	}
+	if zone == "Local" {
+		// The operator's own zone: the Secret would depend on where it runs.
+		return "", errors.New(`the zone "Local" is refused: name a zone, such as "UTC" or "Asia/Shanghai"`)
+	}
 	loc, err := time.LoadLocation(zone)
 	if err != nil {
 		return "", err
 	}
 	return at.In(loc).Format(layout), nil
+}
+
+// parseUTC is sprig's toDate without its dependence on the operator's
+// zone: a time without an offset is read as UTC, not as local time.
+func parseUTC(layout, value string) (time.Time, error) {
+	return time.ParseInLocation(layout, value, time.UTC)
 }
 
 // printf is fmt.Sprintf without widths or precisions that would pad a value

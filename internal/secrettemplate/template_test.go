@@ -192,6 +192,22 @@ func TestDateNeedsATime(t *testing.T) {
 	}
 }
 
+// TestTimesDoNotDependOnTheOperatorsZone: toDate reads a time without an
+// offset as UTC whatever TZ the operator runs with, and the zone "Local"
+// is refused.
+func TestTimesDoNotDependOnTheOperatorsZone(t *testing.T) {
+	saved := time.Local
+	t.Cleanup(func() { time.Local = saved })
+	time.Local = time.FixedZone("operator", 8*3600)
+	got, err := render(t, map[string]string{"k": `{{ toDate "2006-01-02 15:04" "2026-11-30 10:00" | unixEpoch }}`}, fields)
+	if err != nil || string(got["k"]) != "1796032800" {
+		t.Errorf("toDate in UTC: %q, %v; want 1796032800", got["k"], err)
+	}
+	if _, err := render(t, map[string]string{"k": `{{ dateInZone "15:04" .expiresAtUnix "Local" }}`}, fields); err == nil {
+		t.Error(`dateInZone with "Local" was accepted`)
+	}
+}
+
 func TestPlaceholderLooksLikeALink(t *testing.T) {
 	p := Placeholder("b-1", "cn-bj2", expiry)
 	got, err := render(t, map[string]string{"k": `{{ (urlParse .backupPath).scheme }} {{ index (splitList "Signature=" .backupPath) 1 }} {{ .region }}`}, p)
