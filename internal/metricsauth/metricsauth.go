@@ -56,6 +56,11 @@ const (
 	// beyond it get 429; cached verdicts are served all the same.
 	ReviewRate  = 5
 	ReviewBurst = 10
+	// StaleAllowedTTL is how long an allowed verdict may still be served,
+	// past AllowedTTL, while the reviews are limited: a flood of made-up
+	// tokens must not lock out the Prometheus whose verdict just expired.
+	// Revoking the role takes effect within it under such a flood.
+	StaleAllowedTTL = 10 * time.Minute
 )
 
 // errTooManyReviews: a request needs a review while the API server has
@@ -67,7 +72,10 @@ type Authorizer struct {
 	tokens   authenticationv1client.TokenReviewInterface
 	access   authorizationv1client.SubjectAccessReviewInterface
 	verdicts *cache.LRUExpireCache
-	reviews  *rate.Limiter
+	// allowed keeps allowed verdicts for StaleAllowedTTL, for when the
+	// reviews are limited.
+	allowed *cache.LRUExpireCache
+	reviews *rate.Limiter
 	clock    cache.Clock
 }
 
@@ -95,6 +103,7 @@ func newAuthorizer(tokens authenticationv1client.TokenReviewInterface, access au
 		tokens:   tokens,
 		access:   access,
 		verdicts: cache.NewLRUExpireCacheWithClock(CacheSize, clock),
+		allowed:  cache.NewLRUExpireCacheWithClock(CacheSize, clock),
 		reviews:  rate.NewLimiter(ReviewRate, ReviewBurst),
 		clock:    clock,
 	}
@@ -179,6 +188,9 @@ func (a *Authorizer) decide(ctx context.Context, token, verb, path string) (verd
 		return cached.(verdict), nil
 	}
 	if !a.reviews.AllowN(a.clock.Now(), 1) {
+		if stale, ok := a.allowed.Get(k); ok {
+			return stale.(verdict), nil
+		}
 		return verdict{}, errTooManyReviews
 	}
 	ctx, cancel := context.WithTimeout(ctx, ReviewTimeout)
@@ -217,6 +229,11 @@ func (a *Authorizer) decide(ctx context.Context, token, verb, path string) (verd
 		}
 	}
 	a.verdicts.Add(k, v, ttl)
+	if v.allowed {
+		a.allowed.Add(k, v, StaleAllowedTTL)
+	} else {
+		a.allowed.Remove(k)
+	}
 	return v, nil
 }
 

@@ -297,6 +297,31 @@ func TestReviewsAreRateLimited(t *testing.T) {
 	if w := g.get(http.MethodGet, "Bearer made-up-again"); w.Code != http.StatusUnauthorized {
 		t.Errorf("a second later a new token is reviewed again: %d", w.Code)
 	}
+
+	// The reader's verdict expires during a flood: it is served from the
+	// allowed verdicts kept for StaleAllowedTTL, without a review, while a
+	// token never allowed still gets 429.
+	g.clock.Step(AllowedTTL + time.Second)
+	for i := range ReviewBurst {
+		g.get(http.MethodGet, fmt.Sprintf("Bearer flood-%d", i))
+	}
+	reviews := g.api.tokenReviews
+	if w := g.get(http.MethodGet, "Bearer "+readerToken); w.Code != http.StatusOK {
+		t.Errorf("the reader during a flood, its verdict expired: %d", w.Code)
+	}
+	if w := g.get(http.MethodGet, "Bearer "+nobodyToken); w.Code != http.StatusTooManyRequests {
+		t.Errorf("a token never allowed during a flood: %d", w.Code)
+	}
+	if g.api.tokenReviews != reviews {
+		t.Errorf("%d reviews asked while limited", g.api.tokenReviews-reviews)
+	}
+	g.clock.Step(StaleAllowedTTL)
+	for i := range ReviewBurst {
+		g.get(http.MethodGet, fmt.Sprintf("Bearer flood-again-%d", i))
+	}
+	if w := g.get(http.MethodGet, "Bearer "+readerToken); w.Code != http.StatusTooManyRequests {
+		t.Errorf("the reader past StaleAllowedTTL during a flood: %d, want 429", w.Code)
+	}
 }
 
 // TestCacheKeysHoldNoToken: the cache holds the token's hash, not the
