@@ -76,7 +76,7 @@ type Authorizer struct {
 	// reviews are limited.
 	allowed *cache.LRUExpireCache
 	reviews *rate.Limiter
-	clock    cache.Clock
+	clock   cache.Clock
 }
 
 // New asks the API server of cfg, through httpClient (the manager's: a
