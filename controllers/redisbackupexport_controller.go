@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -329,10 +330,14 @@ func (r *RedisBackupExportReconciler) restoreSecret(ctx context.Context, export 
 }
 
 // restorable is what puts the status' link back into the Secret; false
-// when there is nothing to put back: the link is kept out of status, or the
-// template fails on it.
+// when there is nothing to put back: the link is kept out of status, the
+// template uses the internal link (which the status never keeps), or the
+// template fails on the link.
 func restorable(export *uredisv1alpha1.RedisBackupExport) (secretContent, bool) {
-	if export.Status.BackupPath == "" {
+	if export.Status.BackupPath == "" || readsInternalLink(export.Spec.Target.Template) {
+		// The status keeps neither the link (--link-in-status=false) nor
+		// ever the internal link: a template that uses it would render a
+		// Secret that does not work.
 		return secretContent{}, false
 	}
 	content, err := contentFor(export, statusLink(export))
@@ -553,4 +558,18 @@ func patchStatus[O client.Object, S any](ctx context.Context, c client.Client, o
 // forget drops what is remembered about a deleted resource.
 func (r *RedisBackupExportReconciler) forget(key types.NamespacedName) {
 	r.rejectedWith.Delete(key)
+}
+
+// readsInternalLink: one of the template's keys names the internal link
+// (conservatively: by the field's name anywhere in its text).
+func readsInternalLink(t *uredisv1alpha1.SecretTemplate) bool {
+	if t == nil {
+		return false
+	}
+	for _, text := range t.Data {
+		if strings.Contains(string(text), "innerBackupPath") {
+			return true
+		}
+	}
+	return false
 }

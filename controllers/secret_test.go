@@ -367,3 +367,25 @@ func TestTemplateFailures(t *testing.T) {
 		t.Error("no template, nothing to check")
 	}
 }
+
+// TestRestorableOnlyWithoutTheInternalLink: the status keeps the link but
+// never the internal one, so a template that uses the internal link is not
+// rendered again from the status (it would write a Secret that does not
+// work), while one that does not is.
+func TestRestorableOnlyWithoutTheInternalLink(t *testing.T) {
+	for text, want := range map[uredisv1alpha1.TemplateText]bool{
+		`url = {{ .backupPath }}`:                true,
+		`url = {{ .innerBackupPath }}`:           false,
+		`{{ .backupPath }} {{.innerBackupPath}}`: false,
+	} {
+		export := exportWithLink()
+		export.Spec.Target.Template = &uredisv1alpha1.SecretTemplate{Data: map[string]uredisv1alpha1.TemplateText{"conf": text}}
+		if _, ok := restorable(export); ok != want {
+			t.Errorf("%q: restorable = %v, want %v", text, ok, want)
+		}
+	}
+	export := exportWithLink()
+	if _, ok := restorable(export); !ok {
+		t.Error("the default keys are restorable")
+	}
+}
