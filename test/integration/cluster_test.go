@@ -649,8 +649,8 @@ func TestClusterExportSuspend(t *testing.T) {
 	// suspended: the Secret stays as it is.
 	f.setLabel(late, true)
 	f.setLabel(b, false)
-	ready = f.eventuallyReadyAs(due, metav1.ConditionFalse, uredisv1alpha1.ReasonSuspended)
-	f.g.Expect(ready).To(ContainSubstring("1 of 2 selected namespaces hold the link"))
+	f.g.Eventually(func() string { return f.ready(due) }).WithTimeout(10 * time.Second).
+		Should(And(HavePrefix("False/"+uredisv1alpha1.ReasonSuspended), ContainSubstring("1 of 2 selected namespaces hold the link")))
 	f.g.Expect(f.get(due).Status.NamespacesSelected).To(BeEquivalentTo(2))
 	f.g.Consistently(func() string { return dueLink(late) }).WithTimeout(2 * time.Second).Should(BeEmpty())
 	f.g.Expect(dueLink(b)).To(Equal(firstDueLink), "a namespace no longer selected keeps its Secret until the resume")
