@@ -44,7 +44,13 @@ func (o outcomes) summarizeCluster(export *uredisv1alpha1.ClusterRedisBackupExpo
 	}
 	st.ObservedGeneration = export.Generation
 	progressConditions(&st.Conditions, export.Generation)
-	return requeueUntil(st.NextRefreshTime, clusterValidUntil(export, spec, a.now), a.now)
+	next := st.NextRefreshTime
+	if export.Spec.Suspend {
+		// Kept for the resume, but no visit is planned for it: only the
+		// expiry wakes a suspended resource.
+		next = nil
+	}
+	return requeueUntil(next, clusterValidUntil(export, spec, a.now), a.now)
 }
 
 // clusterValidUntil is the expiry of a link for the current spec that is
@@ -57,15 +63,27 @@ func clusterValidUntil(export *uredisv1alpha1.ClusterRedisBackupExport, spec str
 	return st.ExpiresAt.Time
 }
 
+// clusterLinkExpired: the status holds a link for the current spec, and it
+// has expired at now.
+func clusterLinkExpired(export *uredisv1alpha1.ClusterRedisBackupExport, spec string, now time.Time) bool {
+	st := export.Status
+	return st.ExpiresAt != nil && st.LinkSpec == spec && clusterValidUntil(export, spec, now).IsZero()
+}
+
 // clusterReadiness decides the Ready condition from the status (already
-// holding the attempt's link or failure) and the fan-out: a failure of the
-// link comes first, then namespaces that failed, then namespaces not
-// written yet. ok is false when nothing was attempted and nothing expired:
-// the condition stays as it is (for example, credentials still rejected).
+// holding the attempt's link or failure) and the fan-out: a suspension
+// comes first, then a failure of the link, then namespaces that failed,
+// then namespaces not written yet. ok is false when nothing was attempted
+// and nothing expired: the condition stays as it is (for example,
+// credentials still rejected).
 func clusterReadiness(export *uredisv1alpha1.ClusterRedisBackupExport, spec string, a attempt, fan fanOut) (status metav1.ConditionStatus, reason, message string, ok bool) {
+	if export.Spec.Suspend {
+		status, message = suspendedReadiness(export, spec, a.now, fan)
+		return status, uredisv1alpha1.ReasonSuspended, message, true
+	}
 	st := export.Status
 	validUntil := clusterValidUntil(export, spec, a.now)
-	expired := st.ExpiresAt != nil && st.LinkSpec == spec && validUntil.IsZero()
+	expired := clusterLinkExpired(export, spec, a.now)
 	failure := ""
 	if a.err != nil {
 		reason = reasonFor(a.err)
@@ -106,4 +124,33 @@ func timeOf(t *metav1.Time) time.Time {
 		return time.Time{}
 	}
 	return t.Time
+}
+
+// suspendedReadiness is Ready while spec.suspend is true, as markSuspended
+// has it for a RedisBackupExport: True while every selected namespace
+// holds a link that works (the fan-out only looked), False once that link
+// expires, or while some namespace lacks it (selected, emptied or edited
+// since the suspension), which nothing writes until the resume.
+func suspendedReadiness(export *uredisv1alpha1.ClusterRedisBackupExport, spec string, now time.Time, fan fanOut) (metav1.ConditionStatus, string) {
+	st := export.Status
+	validUntil := clusterValidUntil(export, spec, now)
+	switch {
+	case !validUntil.IsZero() && fan.selected > 0 && fan.written == fan.selected:
+		return metav1.ConditionTrue, fmt.Sprintf("%s; all %d selected namespaces hold the link in Secret %q, valid until %s",
+			suspendedText, fan.selected, st.SecretName, formatTime(validUntil))
+	case !validUntil.IsZero() && fan.selected == 0:
+		return metav1.ConditionFalse, fmt.Sprintf("%s; no existing namespace is selected, and the link stays valid until %s",
+			suspendedText, formatTime(validUntil))
+	case !validUntil.IsZero():
+		message := fmt.Sprintf("%s; %d of %d selected namespaces hold the link in Secret %q, valid until %s; the others get it when the resource is resumed",
+			suspendedText, fan.written, fan.selected, st.SecretName, formatTime(validUntil))
+		if st.NamespaceFailureCount > 0 {
+			message += fmt.Sprintf("; %d failed: %s (status.namespaceFailures says why)", st.NamespaceFailureCount, describeFailures(st.NamespaceFailures, st.NamespaceFailureCount))
+		}
+		return metav1.ConditionFalse, message
+	case clusterLinkExpired(export, spec, now):
+		return metav1.ConditionFalse, fmt.Sprintf("%s; the link in Secret %q expired at %s, and resuming obtains a new one at once",
+			suspendedText, st.SecretName, formatTime(st.ExpiresAt.Time))
+	}
+	return metav1.ConditionFalse, fmt.Sprintf("%s; no link has been obtained for the current spec, and resuming obtains one at once", suspendedText)
 }

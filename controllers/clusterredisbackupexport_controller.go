@@ -66,11 +66,13 @@ type ClusterRedisBackupExportReconciler struct {
 	rejectedWith sync.Map
 }
 
-// heldLink is the data every selected namespace's Secret gets.
+// heldLink is the data every selected namespace's Secret gets: the default
+// keys, or the template rendered once for the link expiring at expiresAt.
 type heldLink struct {
-	uid  types.UID
-	hash string
-	data map[string][]byte
+	uid       types.UID
+	hash      string
+	data      map[string][]byte
+	expiresAt time.Time
 }
 
 // verifiedSecret is a Secret known to hold data of hash, shaped as a spec
@@ -137,13 +139,19 @@ func (r *ClusterRedisBackupExportReconciler) Reconcile(ctx context.Context, req 
 	}
 	var fan fanOut
 	if held != nil && clusterLinkValid(export, spec, a) {
-		fan = r.fanOut(ctx, export, view, held)
+		// Suspended, it only looks: which namespaces hold the link.
+		fan = r.fanOut(ctx, export, view, held, !export.Spec.Suspend)
 	} else {
 		fan = fanOut{selected: len(view.selected)}
 	}
-	releaseErr := r.release(ctx, export, view)
+	var releaseErr error
+	if !export.Spec.Suspend {
+		// Suspended, a namespace that stops matching keeps its Secret
+		// until the resource is resumed.
+		releaseErr = r.release(ctx, export, view)
+	}
 	requeue := r.outcomes.summarizeCluster(export, a, spec, held, fan)
-	r.report(ctx, original, export, a, credentialsVersion)
+	r.report(ctx, original, export, a, spec, credentialsVersion)
 	if err := r.patchStatus(ctx, original, export); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -161,9 +169,14 @@ func (r *ClusterRedisBackupExportReconciler) Reconcile(ctx context.Context, req 
 const cacheLagRecheck = 5 * time.Second
 
 // refresh fetches a new link with one call and records the outcome in a;
-// on success it returns the data every Secret gets. busy: the cloud API's
-// budget has no place free, and nothing was attempted.
+// on success it returns the data every Secret gets, the template rendered
+// once for all of them. busy: the cloud API's budget has no place free, and
+// nothing was attempted.
 func (r *ClusterRedisBackupExportReconciler) refresh(ctx context.Context, export *uredisv1alpha1.ClusterRedisBackupExport, view namespaceView, viewErr error, access credentialAccess, forced bool, a *attempt) (held *heldLink, busy bool) {
+	if err := checkTemplates(export.Spec.Target, export.Spec.BackupSelection, a.now); err != nil {
+		a.err = err
+		return nil, false
+	}
 	if viewErr == nil && len(view.selected) == 0 {
 		viewErr = newFailure(uredisv1alpha1.ReasonNoNamespaceSelected,
 			"no existing namespace matches spec.namespaceSelector or spec.namespaces, so no link is fetched: create or label a namespace, or change the spec")
@@ -181,11 +194,17 @@ func (r *ClusterRedisBackupExportReconciler) refresh(ctx context.Context, export
 		a.err = err
 		return nil, false
 	}
-	a.backupID, a.link = backup.id, &link
-	data := secretData(clusterTarget(export, ""), linkData{
+	content, err := contentFor(clusterTarget(export, ""), linkData{
 		backupPath: link.URL, innerBackupPath: link.InnerURL, backupID: backup.id, expiresAt: link.ExpiresAt,
 	})
-	held = &heldLink{uid: export.UID, hash: dataHash(data), data: data}
+	if err != nil {
+		// A template that fails on the real link: the link is dropped,
+		// and every Secret keeps what it holds.
+		a.err = err
+		return nil, false
+	}
+	a.backupID, a.link = backup.id, &link
+	held = &heldLink{uid: export.UID, hash: content.hash, data: content.data, expiresAt: link.ExpiresAt}
 	r.links.Store(export.Name, held)
 	return held, false
 }
@@ -241,10 +260,10 @@ func (r *ClusterRedisBackupExportReconciler) heldLink(ctx context.Context, expor
 			}
 			return nil, err
 		}
-		if !ownsSecret(secret, export) || dataHash(secret.Data) != st.DataHash {
+		if !ownsSecret(secret, export) || contentHash(export.Spec.Target, secret.Data, st.ExpiresAt.Time) != st.DataHash {
 			continue
 		}
-		held := &heldLink{uid: export.UID, hash: st.DataHash, data: secret.Data}
+		held := &heldLink{uid: export.UID, hash: st.DataHash, data: secret.Data, expiresAt: st.ExpiresAt.Time}
 		r.links.Store(export.Name, held)
 		return held, nil
 	}
@@ -263,8 +282,9 @@ func (r *ClusterRedisBackupExportReconciler) observe(export *uredisv1alpha1.Clus
 		SpecChanged:  (ready == nil || ready.ObservedGeneration != export.Generation) && st.LinkSpec != spec,
 		HasLink:      st.ExpiresAt != nil && st.LinkSpec == spec,
 		SecretInSync: held,
+		Suspended:    export.Spec.Suspend,
 	}
-	if ready != nil && namespaceReason(ready.Reason) {
+	if ready != nil && !linkReason(export, spec, ready.Reason, now) {
 		ready = nil
 	}
 	rejected, rejectionSeen := r.rejectedWith.Load(export.Name)
@@ -273,20 +293,26 @@ func (r *ClusterRedisBackupExportReconciler) observe(export *uredisv1alpha1.Clus
 	return obs
 }
 
-// namespaceReason: a Ready reason that comes from namespaces failing, not
-// from the link.
-func namespaceReason(reason string) bool {
+// linkReason: a Ready reason that says something about the link, and so
+// may ask for a call. Namespaces failing or not written yet do not, nor
+// does a suspension while the link for the current spec is still valid:
+// resuming then writes that link where it is missing, and calls only if
+// the refresh is due. A suspension without a valid link is re-checked at
+// once on resume, as on a RedisBackupExport.
+func linkReason(export *uredisv1alpha1.ClusterRedisBackupExport, spec, reason string, now time.Time) bool {
 	switch reason {
 	case uredisv1alpha1.ReasonSecretConflict, uredisv1alpha1.ReasonSecretWriteRefused, uredisv1alpha1.ReasonTargetInvalid, uredisv1alpha1.ReasonNamespacesPending:
-		return true
+		return false
+	case uredisv1alpha1.ReasonSuspended:
+		return clusterValidUntil(export, spec, now).IsZero()
 	}
-	return false
+	return true
 }
 
 // report counts and logs an attempt's outcome, records an Event when the
 // Ready condition changes, and remembers rejected credentials. Neither
 // names the link.
-func (r *ClusterRedisBackupExportReconciler) report(ctx context.Context, original, export *uredisv1alpha1.ClusterRedisBackupExport, a attempt, credentialsVersion string) {
+func (r *ClusterRedisBackupExportReconciler) report(ctx context.Context, original, export *uredisv1alpha1.ClusterRedisBackupExport, a attempt, spec, credentialsVersion string) {
 	logger := log.FromContext(ctx)
 	switch {
 	case a.link != nil:
@@ -303,7 +329,13 @@ func (r *ClusterRedisBackupExportReconciler) report(ctx context.Context, origina
 	}
 	switch {
 	case after.Status == metav1.ConditionFalse:
-		r.Events.Eventf(export, nil, corev1.EventTypeWarning, after.Reason, "Refresh", "%s", truncate(after.Message, maxErrorText))
+		reason := after.Reason
+		if reason == uredisv1alpha1.ReasonSuspended && clusterLinkExpired(export, spec, a.now) {
+			// As on a RedisBackupExport: the expiry is what a person
+			// needs to see, suspended or not.
+			reason = uredisv1alpha1.ReasonLinkExpired
+		}
+		r.Events.Eventf(export, nil, corev1.EventTypeWarning, reason, "Refresh", "%s", truncate(after.Message, maxErrorText))
 	case before != nil:
 		r.Events.Eventf(export, nil, corev1.EventTypeNormal, after.Reason, "Refresh", "%s", truncate(after.Message, maxErrorText))
 	}

@@ -116,8 +116,10 @@ type fanOut struct {
 
 // fanOut writes held into the target Secret of every selected namespace
 // that does not hold it, at most fanOutWorkers at a time. A namespace
-// whose Secret already holds it costs no request.
-func (r *ClusterRedisBackupExportReconciler) fanOut(ctx context.Context, export *uredisv1alpha1.ClusterRedisBackupExport, view namespaceView, held *heldLink) fanOut {
+// whose Secret already holds it costs no request. Without write (a
+// suspended resource) it only finds out which namespaces hold it, and which
+// hold a Secret the resource may not write.
+func (r *ClusterRedisBackupExportReconciler) fanOut(ctx context.Context, export *uredisv1alpha1.ClusterRedisBackupExport, view namespaceView, held *heldLink, write bool) fanOut {
 	result := fanOut{selected: len(view.selected), failures: map[string]error{}}
 	shape := shapeDigest(export.Spec.Target)
 	writer := secretWriter{client: r.Client, reader: r.APIReader, ownWrites: r.ownWrites}
@@ -126,7 +128,7 @@ func (r *ClusterRedisBackupExportReconciler) fanOut(ctx context.Context, export 
 	group.SetLimit(fanOutWorkers)
 	for _, ns := range view.selected {
 		group.Go(func() error {
-			written, lagging, err := r.writeNamespace(ctx, writer, clusterTarget(export, ns), view.secrets[ns], held, shape)
+			written, lagging, err := r.writeNamespace(ctx, writer, clusterTarget(export, ns), view.secrets[ns], held, shape, write)
 			mu.Lock()
 			defer mu.Unlock()
 			var failure *failureError
@@ -146,9 +148,10 @@ func (r *ClusterRedisBackupExportReconciler) fanOut(ctx context.Context, export 
 	return result
 }
 
-// writeNamespace brings one namespace's Secret to held: written reports
-// that it holds it, lagging that the cache does not show the write yet.
-func (r *ClusterRedisBackupExportReconciler) writeNamespace(ctx context.Context, writer secretWriter, t secretTarget, cached *metav1.PartialObjectMetadata, held *heldLink, shape string) (written, lagging bool, err error) {
+// writeNamespace brings one namespace's Secret to held (unless !write):
+// written reports that it holds it, lagging that the cache does not show
+// the write yet.
+func (r *ClusterRedisBackupExportReconciler) writeNamespace(ctx context.Context, writer secretWriter, t secretTarget, cached *metav1.PartialObjectMetadata, held *heldLink, shape string, write bool) (written, lagging bool, err error) {
 	switch {
 	case cached != nil && !ownsSecret(cached, t.owner):
 		return false, false, newConflictError(t)
@@ -157,10 +160,13 @@ func (r *ClusterRedisBackupExportReconciler) writeNamespace(ctx context.Context,
 	case cached == nil && r.recentlyWritten(t.key, held.hash, shape):
 		return true, true, nil
 	case cached != nil:
-		inSync, err := r.inSync(ctx, t, cached, held.hash, shape)
+		inSync, err := r.inSync(ctx, t, cached, held, shape)
 		if err != nil || inSync {
 			return inSync, false, err
 		}
+	}
+	if !write {
+		return false, false, nil
 	}
 	version, err := writer.write(ctx, t, cached, secretContent{data: held.data, hash: held.hash}, false)
 	if err != nil {
@@ -191,7 +197,8 @@ func (r *ClusterRedisBackupExportReconciler) recentlyWritten(key types.Namespace
 // the shape the spec asks for. The cached metadata and what the operator
 // last wrote or checked there usually prove it; a Secret changed since (or
 // unknown since a restart) is read once.
-func (r *ClusterRedisBackupExportReconciler) inSync(ctx context.Context, t secretTarget, cached *metav1.PartialObjectMetadata, hash, shape string) (bool, error) {
+func (r *ClusterRedisBackupExportReconciler) inSync(ctx context.Context, t secretTarget, cached *metav1.PartialObjectMetadata, held *heldLink, shape string) (bool, error) {
+	hash := held.hash
 	if cached.Annotations[uredisv1alpha1.AnnotationDataHash] != hash || !ownerAsWanted(cached, t) {
 		return false, nil
 	}
@@ -204,7 +211,7 @@ func (r *ClusterRedisBackupExportReconciler) inSync(ctx context.Context, t secre
 	if err := r.APIReader.Get(ctx, t.key, secret); err != nil {
 		return false, client.IgnoreNotFound(err)
 	}
-	if !ownsSecret(secret, t.owner) || dataHash(secret.Data) != hash || !shapedAsWanted(secret, t, hash) {
+	if !ownsSecret(secret, t.owner) || contentHash(t.spec, secret.Data, held.expiresAt) != hash || !shapedAsWanted(secret, t, hash) {
 		return false, nil
 	}
 	r.verified.Store(t.key, verifiedSecret{owner: t.owner.GetUID(), resourceVersion: secret.ResourceVersion, hash: hash, shape: shape, at: r.Clock.Now()})
@@ -271,13 +278,18 @@ func releasedOwnerReference(export *uredisv1alpha1.ClusterRedisBackupExport) met
 }
 
 // linkSpecDigest digests what a link and its Secret data depend on: the
-// backup, the credentials and the Secret's key names.
+// backup, the credentials, the Secret's key names and its template (a new
+// template needs a new link: the status does not keep the link to render
+// again). spec.suspend is not in it, so that suspending or resuming is
+// not a spec change. Without a template the digest is what it was before
+// templates existed.
 func linkSpecDigest(spec uredisv1alpha1.ClusterRedisBackupExportSpec) string {
 	return digest(struct {
 		Backup      uredisv1alpha1.BackupSelection
 		Credentials uredisv1alpha1.ClusterCredentialsReference
 		Keys        uredisv1alpha1.SecretKeys
-	}{spec.BackupSelection, spec.CredentialsRef, spec.Target.Keys})
+		Template    *uredisv1alpha1.SecretTemplate `json:",omitempty"`
+	}{spec.BackupSelection, spec.CredentialsRef, spec.Target.Keys, spec.Target.Template})
 }
 
 // shapeDigest digests what a Secret's metadata depends on.

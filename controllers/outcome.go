@@ -215,24 +215,27 @@ func markExpired(export *uredisv1alpha1.RedisBackupExport, now time.Time) bool {
 // the Secret loses it), then turns False. status.nextRefreshTime keeps the
 // planned refresh, so that resuming knows whether it is due.
 func markSuspended(export *uredisv1alpha1.RedisBackupExport, a attempt) {
-	const suspended = "suspended (spec.suspend: true): no API call and no write of the Secret until it is resumed"
 	st := export.Status
 	secret := export.TargetSecretName()
 	switch state := linkStateAt(export, a.now); {
 	case state == linkValid && a.secretInSync:
 		setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonSuspended,
-			fmt.Sprintf("%s; the link in Secret %q stays valid until %s", suspended, secret, formatTime(st.ExpiresAt.Time)))
+			fmt.Sprintf("%s; the link in Secret %q stays valid until %s", suspendedText, secret, formatTime(st.ExpiresAt.Time)))
 	case state == linkValid:
 		setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonSuspended,
-			fmt.Sprintf("%s; Secret %q no longer holds the link (deleted or edited), which is not written again until then (it would have stayed valid until %s)", suspended, secret, formatTime(st.ExpiresAt.Time)))
+			fmt.Sprintf("%s; Secret %q no longer holds the link (deleted or edited), which is not written again until then (it would have stayed valid until %s)", suspendedText, secret, formatTime(st.ExpiresAt.Time)))
 	case state == linkExpired:
 		setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonSuspended,
-			fmt.Sprintf("%s; the link in Secret %q expired at %s, and resuming obtains a new one at once", suspended, secret, formatTime(st.ExpiresAt.Time)))
+			fmt.Sprintf("%s; the link in Secret %q expired at %s, and resuming obtains a new one at once", suspendedText, secret, formatTime(st.ExpiresAt.Time)))
 	default:
 		setReady(export, metav1.ConditionFalse, uredisv1alpha1.ReasonSuspended,
-			fmt.Sprintf("%s; no link has been obtained for the current spec, and resuming obtains one at once", suspended))
+			fmt.Sprintf("%s; no link has been obtained for the current spec, and resuming obtains one at once", suspendedText))
 	}
 }
+
+// suspendedText begins the Ready message of a suspended resource of either
+// kind.
+const suspendedText = "suspended (spec.suspend: true): no API call and no write of the Secret until it is resumed"
 
 // markResumed: a resource resumed with its link still valid and its
 // planned refresh not due yet is Ready as it was before the suspension.

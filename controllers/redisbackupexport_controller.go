@@ -286,7 +286,7 @@ func (r *RedisBackupExportReconciler) refresh(ctx context.Context, export *uredi
 	if err != nil {
 		return "", nil, "", err
 	}
-	content, err := contentFor(export, linkData{
+	content, err := contentFor(exportTarget(export), linkData{
 		backupPath: link.URL, innerBackupPath: link.InnerURL, backupID: backup.id, expiresAt: link.ExpiresAt,
 	})
 	if err != nil {
@@ -340,7 +340,7 @@ func restorable(export *uredisv1alpha1.RedisBackupExport) (secretContent, bool) 
 		// Secret that does not work.
 		return secretContent{}, false
 	}
-	content, err := contentFor(export, statusLink(export))
+	content, err := contentFor(exportTarget(export), statusLink(export))
 	return content, err == nil
 }
 
@@ -391,7 +391,7 @@ func refreshBefore(spec uredisv1alpha1.BackupSelection) time.Duration {
 // fetchLink checks that the target Secret is ours to write, then asks the
 // API for a link. The check comes first so that a name clash costs no quota.
 func (r *RedisBackupExportReconciler) fetchLink(ctx context.Context, export *uredisv1alpha1.RedisBackupExport, secret *metav1.PartialObjectMetadata, access credentialAccess, forced bool) (chosenBackup, cloud.BackupLink, error) {
-	if err := checkTemplates(export, r.Clock.Now()); err != nil {
+	if err := checkTemplates(export.Spec.Target, export.Spec.BackupSelection, r.Clock.Now()); err != nil {
 		return chosenBackup{}, cloud.BackupLink{}, err
 	}
 	if err := r.checkTargetWritable(ctx, export, secret); err != nil {
@@ -498,7 +498,7 @@ func (r *RedisBackupExportReconciler) tryTargetWrite(ctx context.Context, export
 		return nil
 	}
 	fields := secrettemplate.Placeholder(export.Spec.BackupID, export.Spec.Region, r.Clock.Now())
-	placeholder, err := contentFor(export, linkData{backupPath: fields.BackupPath, innerBackupPath: fields.InnerBackupPath, backupID: fields.BackupID, expiresAt: fields.ExpiresAt})
+	placeholder, err := contentFor(exportTarget(export), linkData{backupPath: fields.BackupPath, innerBackupPath: fields.InnerBackupPath, backupID: fields.BackupID, expiresAt: fields.ExpiresAt})
 	if err != nil {
 		return err
 	}

@@ -86,9 +86,12 @@ type secretContent struct {
 // from a backup, say) is never taken for the current link's, although its
 // values need not say which link they come from. A template that fails to
 // render is a TemplateInvalid failure that never quotes the link.
-func contentFor(export *uredisv1alpha1.RedisBackupExport, link linkData) (secretContent, error) {
-	data := secretData(exportTarget(export), link)
-	tmpl := export.Spec.Target.Template
+//
+// It serves both kinds: a ClusterRedisBackupExport renders once per
+// refresh (its target with no namespace) and writes the result everywhere.
+func contentFor(t secretTarget, link linkData) (secretContent, error) {
+	data := secretData(t, link)
+	tmpl := t.spec.Template
 	if tmpl == nil {
 		return secretContent{data: data, hash: dataHash(data)}, nil
 	}
@@ -96,7 +99,7 @@ func contentFor(export *uredisv1alpha1.RedisBackupExport, link linkData) (secret
 	if err != nil {
 		return secretContent{}, err
 	}
-	rendered, err := set.Render(templateFields(export, link))
+	rendered, err := set.Render(templateFields(t, link))
 	if err != nil {
 		return secretContent{}, templateFailure(err, false)
 	}
@@ -105,6 +108,17 @@ func contentFor(export *uredisv1alpha1.RedisBackupExport, link linkData) (secret
 		rendered = data
 	}
 	return secretContent{data: rendered, hash: templatedHash(rendered, link.expiresAt)}, nil
+}
+
+// contentHash is the hash contentFor gives data that a Secret of target
+// holds for a link expiring at expiresAt: the data's, or with a template
+// templatedHash. A Secret holds that link (unedited) when its data has the
+// hash recorded for it.
+func contentHash(target uredisv1alpha1.TargetSecret, data map[string][]byte, expiresAt time.Time) string {
+	if target.Template == nil {
+		return dataHash(data)
+	}
+	return templatedHash(data, expiresAt)
 }
 
 // templatedHash is the hash of a templated Secret's data and its link's
@@ -130,27 +144,26 @@ func parseTemplates(tmpl *uredisv1alpha1.SecretTemplate) (*secrettemplate.Set, e
 	return set, nil
 }
 
-func templateFields(export *uredisv1alpha1.RedisBackupExport, link linkData) secrettemplate.Fields {
+func templateFields(t secretTarget, link linkData) secrettemplate.Fields {
 	return secrettemplate.Fields{
 		BackupPath: link.backupPath, InnerBackupPath: link.innerBackupPath, ExpiresAt: link.expiresAt,
-		BackupID: link.backupID, Region: export.Spec.Region,
+		BackupID: link.backupID, Region: t.region,
 	}
 }
 
-// checkTemplates parses spec.target.template and renders it with a
-// placeholder link before any API call, so that a template that cannot
-// work costs no quota. A template that only fails on the real link is
-// found after the call, and the Secret is left as it is then too.
-func checkTemplates(export *uredisv1alpha1.RedisBackupExport, now time.Time) error {
-	tmpl := export.Spec.Target.Template
-	if tmpl == nil {
+// checkTemplates parses the target's template and renders it with a
+// placeholder link for backup before any API call, so that a template
+// that cannot work costs no quota. A template that only fails on the real
+// link is found after the call, and the Secret is left as it is then too.
+func checkTemplates(target uredisv1alpha1.TargetSecret, backup uredisv1alpha1.BackupSelection, now time.Time) error {
+	if target.Template == nil {
 		return nil
 	}
-	set, err := parseTemplates(tmpl)
+	set, err := parseTemplates(target.Template)
 	if err != nil {
 		return err
 	}
-	if _, err := set.Render(secrettemplate.Placeholder(export.Spec.BackupID, export.Spec.Region, now.Add(time.Hour))); err != nil {
+	if _, err := set.Render(secrettemplate.Placeholder(backup.BackupID, backup.Region, now.Add(time.Hour))); err != nil {
 		return templateFailure(err, true)
 	}
 	return nil

@@ -271,14 +271,14 @@ func TestTemplatedContent(t *testing.T) {
 		"region":    `{{ .region | upper }}`,
 	}
 	link := statusLink(exportWithLink())
-	replaced, err := contentFor(withTemplate(uredisv1alpha1.MergePolicyReplace, templates), link)
+	replaced, err := contentFor(exportTarget(withTemplate(uredisv1alpha1.MergePolicyReplace, templates)), link)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := map[string]string{"curl.conf": `url = "https://old.example.com/x"`, "region": "R"}; !reflect.DeepEqual(stringData(replaced.data), want) {
 		t.Errorf("Replace: %v, want %v", stringData(replaced.data), want)
 	}
-	merged, err := contentFor(withTemplate(uredisv1alpha1.MergePolicyMerge, templates), link)
+	merged, err := contentFor(exportTarget(withTemplate(uredisv1alpha1.MergePolicyMerge, templates)), link)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,8 +288,8 @@ func TestTemplatedContent(t *testing.T) {
 	}
 	later := link
 	later.expiresAt = later.expiresAt.Add(time.Second)
-	again, _ := contentFor(withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"region": `{{ .region }}`}), link)
-	other, _ := contentFor(withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"region": `{{ .region }}`}), later)
+	again, _ := contentFor(exportTarget(withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"region": `{{ .region }}`})), link)
+	other, _ := contentFor(exportTarget(withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"region": `{{ .region }}`})), later)
 	if !reflect.DeepEqual(again.data, other.data) || again.hash == other.hash {
 		t.Errorf("the same data for two links must hash differently")
 	}
@@ -311,7 +311,7 @@ func TestHoldsStatusLinkTemplated(t *testing.T) {
 	link := statusLink(export)
 	link.innerBackupPath = "https://inner.example.com/x"
 	good := func(link linkData) *corev1.Secret {
-		content, err := contentFor(export, link)
+		content, err := contentFor(exportTarget(export), link)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -339,31 +339,35 @@ func TestHoldsStatusLinkTemplated(t *testing.T) {
 	}
 }
 
+func checkExportTemplates(export *uredisv1alpha1.RedisBackupExport) error {
+	return checkTemplates(export.Spec.Target, export.Spec.BackupSelection, now)
+}
+
 // TestTemplateFailures: TemplateInvalid names the key; the placeholder
 // check shows the error, the real link's rendering never quotes it.
 func TestTemplateFailures(t *testing.T) {
 	typo := withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"url": `{{ .backupURL }}`})
-	err := checkTemplates(typo, now)
+	err := checkExportTemplates(typo)
 	if reasonFor(err) != uredisv1alpha1.ReasonTemplateInvalid || !strings.Contains(err.Error(), `key "url"`) || !strings.Contains(err.Error(), `backupURL`) {
 		t.Errorf("a field of another name is found before any call: %v", err)
 	}
 	unparsed := withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"url": `{{ .backupPath `})
-	if err := checkTemplates(unparsed, now); reasonFor(err) != uredisv1alpha1.ReasonTemplateInvalid || !strings.Contains(err.Error(), "does not parse") {
+	if err := checkExportTemplates(unparsed); reasonFor(err) != uredisv1alpha1.ReasonTemplateInvalid || !strings.Contains(err.Error(), "does not parse") {
 		t.Errorf("%v", err)
 	}
 	// Works on the placeholder, fails on a link without "Expires=".
 	fragile := withTemplate(uredisv1alpha1.MergePolicyReplace, map[string]uredisv1alpha1.TemplateText{"expires": `{{ index (splitList "Expires=" .backupPath) 1 }}`})
-	if err := checkTemplates(fragile, now); err != nil {
+	if err := checkExportTemplates(fragile); err != nil {
 		t.Fatalf("the placeholder has an Expires parameter: %v", err)
 	}
-	_, err = contentFor(fragile, linkData{backupPath: "https://storage.example.com/b?Signature=SECRET", expiresAt: now})
+	_, err = contentFor(exportTarget(fragile), linkData{backupPath: "https://storage.example.com/b?Signature=SECRET", expiresAt: now})
 	if reasonFor(err) != uredisv1alpha1.ReasonTemplateInvalid || !strings.Contains(err.Error(), `key "expires" fails to render at line 1, column 3`) {
 		t.Errorf("%v", err)
 	}
 	if strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "storage.example.com") {
 		t.Errorf("the message quotes the link: %v", err)
 	}
-	if checkTemplates(exportWithLink(), now) != nil {
+	if checkExportTemplates(exportWithLink()) != nil {
 		t.Error("no template, nothing to check")
 	}
 }

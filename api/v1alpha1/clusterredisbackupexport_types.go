@@ -25,10 +25,9 @@ type ClusterRedisBackupExportSpec struct {
 	CredentialsRef ClusterCredentialsReference `json:"credentialsRef"`
 
 	// target describes the Secret written into every selected namespace.
-	// Its name defaults to the resource's name. A template is not supported
-	// for this kind yet: the Secrets hold the default keys.
+	// Its name defaults to the resource's name. A template is rendered once
+	// per refresh, and every namespace gets the same rendering.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="!has(self.template)",message="target.template is not supported on a ClusterRedisBackupExport yet; use the default keys (renamed with target.keys if needed)"
 	Target TargetSecret `json:"target,omitempty"`
 
 	// namespaceSelector selects the namespaces that receive the Secret by
@@ -47,6 +46,18 @@ type ClusterRedisBackupExportSpec struct {
 	// +kubebuilder:validation:items:MaxLength=63
 	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
 	Namespaces []string `json:"namespaces,omitempty"`
+
+	// suspend, when true, stops every call to the cloud API and every
+	// Secret write in every namespace: no refresh, no repair of a deleted
+	// or edited Secret, nothing for a namespace that starts to match, and
+	// a namespace that stops matching keeps its Secret until the resource
+	// is resumed. The Ready condition (reason Suspended) stays True while
+	// every selected namespace holds a valid link, and turns False when
+	// that link expires. Setting it back to false refreshes at once if the
+	// refresh was due meanwhile or the link is gone, and otherwise keeps
+	// the planned refresh and writes the current link where it is missing.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
 }
 
 // ClusterCredentialsReference points at a Secret holding an API key pair,
@@ -99,16 +110,19 @@ type ClusterRedisBackupExportStatus struct {
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
 
-	// linkSpec is a digest of the spec fields the current link depends on
-	// (the backup, the credentials and the Secret's key names): another
-	// digest means a new link is needed. Changing the namespaces, labels or
-	// annotations needs none.
+	// linkSpec is a digest of the spec fields the current link and its
+	// Secret data depend on (the backup, the credentials, the Secret's key
+	// names and its template): another digest means a new link is needed.
+	// Changing the namespaces, labels or annotations, or suspend, needs
+	// none.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	LinkSpec string `json:"linkSpec,omitempty"`
 
 	// dataHash is the uredis.dezai.com/data-hash of the Secrets holding the
 	// current link: a Secret with this hash (and unedited data) holds it.
+	// With a template, the hash covers the rendered data and the link's
+	// expiry.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	DataHash string `json:"dataHash,omitempty"`
@@ -168,6 +182,7 @@ type ClusterRedisBackupExportStatus struct {
 // +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.namespacesWritten`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.namespaceFailureCount`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Suspended",type=boolean,JSONPath=`.spec.suspend`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ClusterRedisBackupExport struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -9,6 +9,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -523,7 +524,8 @@ func TestClusterExportAdmission(t *testing.T) {
 		{"no region", with("region", nil), "spec.region: Required value"},
 		{"managed-by label", with("target", map[string]any{"labels": map[string]any{"app.kubernetes.io/managed-by": "me"}}), "the label app.kubernetes.io/managed-by is set by the operator"},
 		{"two Secret keys with one name", with("target", map[string]any{"keys": map[string]any{"backupPath": "URL", "innerBackupPath": "URL"}}), "the Secret's keys must all be different"},
-		{"a template", with("target", map[string]any{"template": map[string]any{"data": map[string]any{"url": "{{ .backupPath }}"}}}), "target.template is not supported on a ClusterRedisBackupExport yet"},
+		{"a template of another Secret type", with("target", map[string]any{"template": map[string]any{"type": "kubernetes.io/service-account-token", "data": map[string]any{"k": "x"}}}), `spec.target.template.type: Unsupported value: "kubernetes.io/service-account-token"`},
+		{"a template key with a space", with("target", map[string]any{"template": map[string]any{"data": map[string]any{"rclone conf": "x"}}}), "every key of template.data must be a valid Secret key"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -538,8 +540,270 @@ func TestClusterExportAdmission(t *testing.T) {
 		})
 	}
 	// The valid spec is admitted: the rules above fail for their own reason.
-	obj := &unstructured.Unstructured{Object: map[string]any{"spec": valid()}}
-	obj.SetGroupVersionKind(uredisv1alpha1.ClusterGroupVersionKind)
-	obj.SetName("admission-valid")
-	g.Expect(env.Client.Create(ctx, obj, client.DryRunAll)).To(Succeed())
+	// So is a suspended one with a template.
+	for i, spec := range []map[string]any{valid(), with("suspend", true, "target", map[string]any{"template": map[string]any{
+		"mergePolicy": "Merge", "data": map[string]any{"curl.conf": "url = {{ .backupPath | quote }}"},
+	}})} {
+		obj := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+		obj.SetGroupVersionKind(uredisv1alpha1.ClusterGroupVersionKind)
+		obj.SetName(fmt.Sprintf("admission-valid-%d", i))
+		g.Expect(env.Client.Create(ctx, obj, client.DryRunAll)).To(Succeed())
+	}
+}
+
+// update changes a ClusterRedisBackupExport's spec, retrying on conflicts
+// with the operator's status writes.
+func (f *clusterFixture) update(name string, mutate func(*uredisv1alpha1.ClusterRedisBackupExport)) {
+	f.t.Helper()
+	f.g.Expect(updateObject(f.ctx, f.c, types.NamespacedName{Name: name}, mutate)).To(Succeed())
+}
+
+func (f *clusterFixture) setSuspend(name string, suspend bool) {
+	f.t.Helper()
+	f.update(name, func(e *uredisv1alpha1.ClusterRedisBackupExport) { e.Spec.Suspend = suspend })
+}
+
+// eventuallyReadyAs waits until Ready has the given status and reason, and
+// returns its summary.
+func (f *clusterFixture) eventuallyReadyAs(name string, st metav1.ConditionStatus, reason string) string {
+	f.t.Helper()
+	f.g.Eventually(func() string { return f.ready(name) }).WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).
+		Should(HavePrefix(string(st)+"/"+reason), "waiting for Ready=%s/%s", st, reason)
+	return f.ready(name)
+}
+
+// events are the Events about the named resource (a cluster-scoped
+// object's Events are recorded in the default namespace).
+func (f *clusterFixture) events(name string) []string {
+	var list eventsv1.EventList
+	f.g.Expect(f.c.List(f.ctx, &list, client.InNamespace(metav1.NamespaceDefault))).To(Succeed())
+	var out []string
+	for _, e := range list.Items {
+		if e.Regarding.Kind == "ClusterRedisBackupExport" && e.Regarding.Name == name {
+			out = append(out, e.Type+"/"+e.Reason+": "+e.Note)
+		}
+	}
+	return out
+}
+
+// versions are the resourceVersions of the named Secret in namespaces.
+func (f *clusterFixture) versions(secret string, namespaces ...string) []string {
+	var out []string
+	for _, ns := range namespaces {
+		s, err := f.secret(ns, secret)
+		f.g.Expect(err).NotTo(HaveOccurred())
+		out = append(out, s.ResourceVersion)
+	}
+	return out
+}
+
+// TestClusterExportSuspend: a suspended ClusterRedisBackupExport makes no
+// call across its planned refresh and writes nothing: not to a namespace
+// labelled meanwhile, and a namespace unlabelled meanwhile keeps its
+// Secret. Ready stays True while every namespace holds the link and turns
+// False within 2 s of the expiry. Resuming once the refresh is due makes
+// one call at once and fans the new link out, a newly labelled namespace
+// included; resuming after the expiry makes one call too.
+func TestClusterExportSuspend(t *testing.T) {
+	// Long enough that the suspension lands well before the planned
+	// refreshes (about 20 s after the links), even on a loaded machine.
+	const lifetime = 30 * time.Second
+	f := newClusterFixture(t, withLinkLifetime(lifetime), withBackups("csuspend", 2), withOperatorOptions(shortLinks))
+	a, b := f.namespace("held-a", true), f.namespace("held-b", true)
+	late := f.namespace("late", false)
+	// expiring lists its namespaces, so that labelling late concerns due
+	// only.
+	expiring := f.create("expiring", func(e *uredisv1alpha1.ClusterRedisBackupExport) {
+		e.Spec.BackupID = "csuspend-000"
+		e.Spec.NamespaceSelector, e.Spec.Namespaces = nil, []string{a, b}
+	})
+	due := f.create("due", func(e *uredisv1alpha1.ClusterRedisBackupExport) {
+		e.Spec.BackupID = "csuspend-001"
+		e.Spec.Target.Name = "due-link"
+	})
+	f.eventuallyReady(expiring)
+	f.eventuallyReady(due)
+	f.g.Expect([]int{callsFor(f.sim, "csuspend-000"), callsFor(f.sim, "csuspend-001")}).To(Equal([]int{1, 1}))
+	dueLink := func(ns string) string {
+		s, err := f.secret(ns, "due-link")
+		if err != nil {
+			return ""
+		}
+		return string(s.Data["backupPath"])
+	}
+	firstDueLink := dueLink(a)
+
+	f.setSuspend(expiring, true)
+	f.setSuspend(due, true)
+	ready := f.eventuallyReadyAs(expiring, metav1.ConditionTrue, uredisv1alpha1.ReasonSuspended)
+	f.g.Expect(ready).To(ContainSubstring("all 2 selected namespaces hold the link"))
+	f.eventuallyReadyAs(due, metav1.ConditionTrue, uredisv1alpha1.ReasonSuspended)
+	heldVersions := f.versions("backup-link", a, b)
+	st := f.get(expiring).Status
+	f.g.Expect(st.ObservedGeneration).To(Equal(f.get(expiring).Generation))
+	expiry := st.ExpiresAt.Time
+	dueStatus := f.get(due).Status
+	f.g.Expect(time.Until(dueStatus.NextRefreshTime.Time)).To(BeNumerically(">", 0), "the test must suspend before the planned refresh")
+
+	// Labelled while suspended: nothing written there. Unlabelled while
+	// suspended: the Secret stays as it is.
+	f.setLabel(late, true)
+	f.setLabel(b, false)
+	f.g.Eventually(func() string { return f.ready(due) }).WithTimeout(10 * time.Second).
+		Should(And(HavePrefix("False/"+uredisv1alpha1.ReasonSuspended), ContainSubstring("1 of 2 selected namespaces hold the link")))
+	f.g.Expect(f.get(due).Status.NamespacesSelected).To(BeEquivalentTo(2))
+	f.g.Consistently(func() string { return dueLink(late) }).WithTimeout(2 * time.Second).Should(BeEmpty())
+	f.g.Expect(dueLink(b)).To(Equal(firstDueLink), "a namespace no longer selected keeps its Secret until the resume")
+
+	// Past both planned refreshes, the links still valid: no call.
+	wait := time.Until(dueStatus.NextRefreshTime.Time)
+	if other := time.Until(st.NextRefreshTime.Time); other > wait {
+		wait = other
+	}
+	time.Sleep(wait + 500*time.Millisecond)
+	f.g.Expect(time.Now()).To(BeTemporally("<", dueStatus.ExpiresAt.Add(-2*time.Second)), "the link must still be valid")
+	f.g.Expect(f.sim.CallCount("")).To(Equal(2), "no call while suspended")
+	f.g.Expect(f.ready(expiring)).To(HavePrefix("True/" + uredisv1alpha1.ReasonSuspended))
+	f.g.Expect(dueLink(late)).To(BeEmpty())
+
+	// Resumed once due: one call at once, and every selected namespace
+	// gets the new link; the unselected one loses its Secret now.
+	resumed := time.Now()
+	f.setSuspend(due, false)
+	f.g.Eventually(func() int { return callsFor(f.sim, "csuspend-001") }).WithTimeout(3 * time.Second).Should(Equal(2))
+	t.Logf("resumed %v after the planned refresh; refreshed %v later", resumed.Sub(dueStatus.NextRefreshTime.Time).Round(10*time.Millisecond), time.Since(resumed).Round(10*time.Millisecond))
+	f.eventuallyReady(due)
+	f.g.Expect(dueLink(late)).NotTo(Equal(firstDueLink))
+	f.g.Expect(dueLink(late)).To(Equal(dueLink(a)))
+	f.g.Expect(download(dueLink(late))).To(Equal("content"))
+	f.g.Eventually(func() map[string][]byte {
+		s, _ := f.secret(b, "due-link")
+		return s.Data
+	}).WithTimeout(10 * time.Second).Should(BeEmpty())
+
+	// The other one stays Ready until its link expires, then turns False
+	// within 2 s (woken at the expiry, no other visit planned).
+	var leftTrue time.Time
+	for deadline := expiry.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if r := f.ready(expiring); strings.HasPrefix(r, "True/") {
+			f.g.Expect(r).To(HavePrefix("True/" + uredisv1alpha1.ReasonSuspended))
+			continue
+		}
+		leftTrue = time.Now()
+		break
+	}
+	f.g.Expect(leftTrue.IsZero()).To(BeFalse(), "Ready still True 10 s after the link expired at %s", expiry)
+	t.Logf("link expired at %s; Ready left True %v later", expiry.Format(time.RFC3339), leftTrue.Sub(expiry).Round(10*time.Millisecond))
+	f.g.Expect(leftTrue).NotTo(BeTemporally("<", expiry), "Ready turned False while the link was valid")
+	f.g.Expect(leftTrue).To(BeTemporally("<=", expiry.Add(2*time.Second)), "Ready must leave True within 2 s of the expiry")
+	ready = f.ready(expiring)
+	f.g.Expect(ready).To(And(HavePrefix("False/"+uredisv1alpha1.ReasonSuspended), ContainSubstring("expired at "+expiry.UTC().Format(time.RFC3339))))
+	export := f.get(expiring)
+	f.g.Expect(meta.IsStatusConditionTrue(export.Status.Conditions, uredisv1alpha1.ConditionStalled)).To(BeTrue(), "only resuming brings a link")
+	f.g.Eventually(func() []string { return f.events(expiring) }).Should(ContainElement(HavePrefix("Warning/" + uredisv1alpha1.ReasonLinkExpired)))
+	f.g.Expect(callsFor(f.sim, "csuspend-000")).To(Equal(1), "no call while suspended")
+	f.g.Expect(f.versions("backup-link", a, b)).To(Equal(heldVersions), "no write while suspended")
+
+	// Resumed after the expiry: one call, every namespace written.
+	f.setSuspend(expiring, false)
+	export = f.eventuallyReady(expiring)
+	f.g.Expect(callsFor(f.sim, "csuspend-000")).To(Equal(2))
+	f.g.Expect(export.Status.ExpiresAt.Time).To(BeTemporally(">", expiry))
+	f.g.Expect(f.link(a)).To(Equal(f.link(b)))
+	f.g.Expect(download(f.link(b))).To(Equal("content"))
+}
+
+// TestClusterExportTemplated: one call renders the template once, and
+// every namespace gets the same rendering; a template that cannot work
+// costs no call, and one that fails only on the real link leaves every
+// Secret as it was without quoting the link; a restarted operator reads a
+// templated link back from a Secret (its hash covers the expiry) and makes
+// no call.
+func TestClusterExportTemplated(t *testing.T) {
+	f := newClusterFixture(t, withBackups("ctmpl", 1))
+	var namespaces []string
+	for i := range 3 {
+		namespaces = append(namespaces, f.namespace(fmt.Sprintf("tmpl%d", i), true))
+	}
+	template := &uredisv1alpha1.SecretTemplate{Data: map[string]uredisv1alpha1.TemplateText{
+		"curl.conf":   "url = {{ .backupPath | quote }}\noutput = \"{{ .backupId }}.rdb\"",
+		"restore.env": "BACKUP_EXPIRES_AT={{ .expiresAtUnix }}\nBACKUP_REGION={{ .region | upper }}\n" + `INNER_SET={{ ne .innerBackupPath "" }}` + "\nEXPIRES={{ .expiresAt }}",
+	}}
+	name := f.create("templated", func(e *uredisv1alpha1.ClusterRedisBackupExport) { e.Spec.Target.Template = template })
+	// Broken from the start: found on the placeholder link, no call.
+	broken := f.create("broken", func(e *uredisv1alpha1.ClusterRedisBackupExport) {
+		e.Spec.Target.Name = "broken-link"
+		e.Spec.Target.Template = &uredisv1alpha1.SecretTemplate{Data: map[string]uredisv1alpha1.TemplateText{"url": "{{ .backupURL }}"}}
+	})
+	export := f.eventuallyReady(name)
+	f.g.Expect(f.sim.CallCount("")).To(Equal(1), "one call renders every namespace's Secret")
+	st := export.Status
+	want := map[string]string{
+		"restore.env": fmt.Sprintf("BACKUP_EXPIRES_AT=%d\nBACKUP_REGION=%s\nINNER_SET=true\nEXPIRES=%s", st.ExpiresAt.Unix(), strings.ToUpper(region), st.ExpiresAt.UTC().Format(time.RFC3339)),
+	}
+	var first *corev1.Secret
+	for _, ns := range namespaces {
+		secret, err := f.secret(ns, "backup-link")
+		f.g.Expect(err).NotTo(HaveOccurred())
+		f.g.Expect(dataKeys(secret)).To(Equal([]string{"curl.conf", "restore.env"}), "Replace: the templated keys only")
+		f.g.Expect(string(secret.Data["restore.env"])).To(Equal(want["restore.env"]))
+		f.g.Expect(secret.Annotations).To(HaveKeyWithValue(uredisv1alpha1.AnnotationDataHash, st.DataHash))
+		if first == nil {
+			first = secret
+		}
+		f.g.Expect(secret.Data).To(Equal(first.Data), "the same rendering in every namespace")
+	}
+	curl := string(first.Data["curl.conf"])
+	f.g.Expect(curl).To(HaveSuffix(`output = "` + backupID + `.rdb"`))
+	link := strings.TrimSuffix(strings.TrimPrefix(strings.SplitN(curl, "\n", 2)[0], `url = "`), `"`)
+	f.g.Expect(download(link)).To(Equal("backup one"))
+	f.g.Expect(fmt.Sprintf("%+v", st)).NotTo(ContainSubstring(link))
+
+	brokenReady := f.eventuallyReadyAs(broken, metav1.ConditionFalse, uredisv1alpha1.ReasonTemplateInvalid)
+	f.g.Expect(brokenReady).To(And(ContainSubstring(`key "url"`), ContainSubstring("backupURL")))
+	f.g.Expect(meta.IsStatusConditionTrue(f.get(broken).Status.Conditions, uredisv1alpha1.ConditionStalled)).To(BeTrue())
+	for _, ns := range namespaces {
+		_, err := f.secret(ns, "broken-link")
+		f.g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "nothing written for an invalid template")
+	}
+
+	// Restarted: the templated link is read back from a Secret, no call,
+	// and a namespace labelled now gets the same rendering.
+	f.restartManager()
+	late := f.namespace("tmpl-late", true)
+	f.g.Eventually(func() map[string][]byte {
+		s, _ := f.secret(late, "backup-link")
+		return s.Data
+	}).WithTimeout(15 * time.Second).Should(Equal(first.Data))
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3*time.Second).Should(Equal(1), "no call after a restart while the templated link is fresh")
+	f.g.Expect(f.eventuallyReady(name).Status.NamespacesWritten).To(BeEquivalentTo(4))
+	namespaces = append(namespaces, late)
+	versions := f.versions("backup-link", namespaces...)
+
+	// An invalid edit: no call, every Secret untouched.
+	f.update(name, func(e *uredisv1alpha1.ClusterRedisBackupExport) {
+		e.Spec.Target.Template = &uredisv1alpha1.SecretTemplate{Data: map[string]uredisv1alpha1.TemplateText{"url": "{{ .backupPath "}}
+	})
+	f.g.Expect(f.eventuallyReadyAs(name, metav1.ConditionFalse, uredisv1alpha1.ReasonTemplateInvalid)).To(ContainSubstring(`key "url" does not parse`))
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(2*time.Second).Should(Equal(1), "an invalid template costs no call")
+	f.g.Expect(f.versions("backup-link", namespaces...)).To(Equal(versions))
+
+	// Fails only on the real link (the simulator's host has a port, the
+	// placeholder's none): one call, every Secret untouched, the link in
+	// no message or Event. (Another backup, so that no answer of the last
+	// seconds is shared and a call is needed.)
+	f.update(name, func(e *uredisv1alpha1.ClusterRedisBackupExport) {
+		e.Spec.BackupID = "ctmpl-000"
+		e.Spec.Target.Template = &uredisv1alpha1.SecretTemplate{Data: map[string]uredisv1alpha1.TemplateText{
+			"url": "{{ .backupPath }}\n{{ if contains \":\" (urlParse .backupPath).host }}{{ fail .backupPath }}{{ end }}",
+		}}
+	})
+	f.g.Eventually(func() string { return f.ready(name) }).WithTimeout(10 * time.Second).Should(ContainSubstring(`key "url" fails to render at line 2`))
+	f.g.Consistently(func() int { return f.sim.CallCount("") }).WithTimeout(3*time.Second).Should(Equal(2), "one call, and no retry loop")
+	f.g.Expect(f.versions("backup-link", namespaces...)).To(Equal(versions), "every Secret keeps the last good rendering")
+	linkPrefix := f.sim.URL() + "download/"
+	export = f.get(name)
+	f.g.Expect(fmt.Sprintf("%+v", export.Status)).NotTo(Or(ContainSubstring(linkPrefix), ContainSubstring("Signature")))
+	f.g.Expect(strings.Join(f.events(name), "\n")).NotTo(Or(ContainSubstring(linkPrefix), ContainSubstring("Signature")))
+	f.g.Expect(f.events(name)).To(ContainElement(HavePrefix("Warning/" + uredisv1alpha1.ReasonTemplateInvalid)))
 }

@@ -198,11 +198,23 @@ func (f *fixture) get(name string) *uredisv1alpha1.RedisBackupExport {
 // operator's status writes.
 func (f *fixture) updateSpec(name string, mutate func(*uredisv1alpha1.RedisBackupExport)) {
 	f.t.Helper()
-	f.g.Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		export := f.get(name)
-		mutate(export)
-		return f.c.Update(f.ctx, export)
-	})).To(Succeed())
+	f.g.Expect(updateObject(f.ctx, f.c, types.NamespacedName{Namespace: f.ns, Name: name}, mutate)).To(Succeed())
+}
+
+// updateObject reads the object of key, changes it and writes it, again while
+// the operator's status writes conflict.
+func updateObject[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, c client.Client, key types.NamespacedName, mutate func(PT)) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		obj := PT(new(T))
+		if err := c.Get(ctx, key, obj); err != nil {
+			return err
+		}
+		mutate(obj)
+		return c.Update(ctx, obj)
+	})
 }
 
 func (f *fixture) secret(name string) (*corev1.Secret, error) {
