@@ -105,6 +105,9 @@ func clusterReadiness(export *uredisv1alpha1.ClusterRedisBackupExport, spec stri
 	case st.NamespaceFailureCount > 0:
 		return metav1.ConditionFalse, st.NamespaceFailures[0].Reason,
 			fmt.Sprintf("%s; %d failed: %s (status.namespaceFailures says why)", written, st.NamespaceFailureCount, describeFailures(st.NamespaceFailures, st.NamespaceFailureCount)), true
+	case fan.selectionErr != nil:
+		reason := reasonFor(fan.selectionErr)
+		return metav1.ConditionFalse, reason, failureMessage(fan.selectionErr, reason, time.Time{}), true
 	case fan.selected == 0:
 		return metav1.ConditionFalse, uredisv1alpha1.ReasonNoNamespaceSelected,
 			"no existing namespace matches spec.namespaceSelector or spec.namespaces: create or label a namespace, or change the spec", true

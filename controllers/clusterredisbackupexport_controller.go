@@ -144,10 +144,13 @@ func (r *ClusterRedisBackupExportReconciler) Reconcile(ctx context.Context, req 
 	} else {
 		fan = fanOut{selected: len(view.selected)}
 	}
+	fan.selectionErr = viewErr
 	var releaseErr error
-	if !export.Spec.Suspend {
+	if !export.Spec.Suspend && viewErr == nil {
 		// Suspended, a namespace that stops matching keeps its Secret
-		// until the resource is resumed.
+		// until the resource is resumed. Without a view of the selected
+		// namespaces (an invalid selector), none is released: an edit
+		// with a typo must not empty every Secret.
 		releaseErr = r.release(ctx, export, view)
 	}
 	requeue := r.outcomes.summarizeCluster(export, a, spec, held, fan)

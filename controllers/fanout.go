@@ -112,6 +112,9 @@ type fanOut struct {
 	apiErr error
 	// lagging: a Secret the operator just wrote is not in the cache yet.
 	lagging bool
+	// selectionErr: the namespaces could not be selected (an invalid
+	// selector); nothing was written or released.
+	selectionErr error
 }
 
 // fanOut writes held into the target Secret of every selected namespace
@@ -246,17 +249,33 @@ func (r *ClusterRedisBackupExportReconciler) releaseSecret(ctx context.Context, 
 	if !ownsSecret(secret, export) {
 		return nil
 	}
-	released := secret.DeepCopy()
+	// Two patches: the link goes first, in a patch any API server allows;
+	// the owner reference that hands the Secret to the garbage collector
+	// second, which an API server with the OwnerReferencesPermissionEnforcement
+	// admission plugin refuses (changing owner references there needs
+	// delete, which the manager lacks). Refused, the Secret stays, empty,
+	// until the resource is deleted.
+	emptied := secret.DeepCopy()
+	emptied.Data = map[string][]byte{}
+	emptied.Annotations = mergeMaps(emptied.Annotations, map[string]string{uredisv1alpha1.AnnotationDataHash: releasedHash})
+	if err := r.Patch(ctx, emptied, client.MergeFromWithOptions(secret, client.MergeFromWithOptimisticLock{})); err != nil {
+		return withoutServerText(clusterTarget(export, key.Namespace), err)
+	}
+	r.ownWrites.Put(emptied.ResourceVersion, struct{}{})
+	r.verified.Delete(key)
+	released := emptied.DeepCopy()
 	released.OwnerReferences = slices.DeleteFunc(released.OwnerReferences, func(ref metav1.OwnerReference) bool { return isOwnReference(ref, export) })
 	released.OwnerReferences = append(released.OwnerReferences, releasedOwnerReference(export))
-	released.Data = map[string][]byte{}
-	released.Annotations = mergeMaps(released.Annotations, map[string]string{uredisv1alpha1.AnnotationDataHash: releasedHash})
-	if err := r.Patch(ctx, released, client.MergeFromWithOptions(secret, client.MergeFromWithOptimisticLock{})); err != nil {
+	logger := log.FromContext(ctx).WithValues("namespace", key.Namespace, "secret", key.Name)
+	if err := r.Patch(ctx, released, client.MergeFromWithOptions(emptied, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) {
+			logger.Info("emptied the Secret of a namespace no longer selected; the API server refused to hand it to the garbage collector, so it stays, empty, until the resource is deleted", "status", apierrors.ReasonForError(err))
+			return nil
+		}
 		return withoutServerText(clusterTarget(export, key.Namespace), err)
 	}
 	r.ownWrites.Put(released.ResourceVersion, struct{}{})
-	r.verified.Delete(key)
-	log.FromContext(ctx).Info("released the Secret of a namespace no longer selected", "namespace", key.Namespace, "secret", key.Name)
+	logger.Info("released the Secret of a namespace no longer selected")
 	return nil
 }
 

@@ -165,6 +165,9 @@ func TestClusterReadiness(t *testing.T) {
 	}{
 		{"all written", withLink(time.Hour), attempt{now: now}, fanOut{selected: 3, written: 3}, "True/Refreshed", "in all 3 selected namespaces"},
 		{"some still being written", withLink(time.Hour), attempt{now: now}, fanOut{selected: 3, written: 2}, "False/NamespacesPending", ""},
+		{"a selector that cannot be used, the link still valid", withLink(time.Hour), attempt{now: now},
+			fanOut{selectionErr: newFailure(uredisv1alpha1.ReasonNamespaceSelectorInvalid, "spec.namespaceSelector is not a valid label selector")},
+			"False/NamespaceSelectorInvalid", "not a valid label selector"},
 		{"a namespace failed", conflicted, attempt{now: now}, fanOut{selected: 3, written: 2}, "False/SecretConflict", ""},
 		{"no namespace left", withLink(time.Hour), attempt{now: now}, fanOut{}, "False/NoNamespaceSelected", ""},
 		{"refresh failing, link valid", withLink(time.Hour), attempt{now: now, err: outage}, fanOut{selected: 3, written: 3}, "True/RefreshFailing", ""},

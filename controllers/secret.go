@@ -218,6 +218,12 @@ func ownsSecret(secret metav1.Object, owner metav1.Object) bool {
 // ownerAsWanted reports whether secret's controller reference is the one the
 // creation policy asks for: the resource's, or none.
 func ownerAsWanted(secret metav1.Object, t secretTarget) bool {
+	if secret.GetAnnotations()[uredisv1alpha1.AnnotationDataHash] == releasedHash {
+		// A released Secret taken back: it still carries the owner
+		// reference that hands it to the garbage collector (the cache
+		// keeps only controller references), which must go.
+		return false
+	}
 	return metav1.IsControlledBy(secret, t.owner) == (t.spec.CreationPolicy != uredisv1alpha1.CreationPolicyOrphan)
 }
 
@@ -468,7 +474,10 @@ func (w secretWriter) classifyExisting(ctx context.Context, t secretTarget) erro
 // reference that the creation policy asks for.
 func shapeSecret(secret *corev1.Secret, t secretTarget, content secretContent) {
 	shapeMetadata(secret, t, content.hash)
-	secret.Data = content.data
+	// A copy: a ClusterRedisBackupExport writes the same content into many
+	// Secrets at once, and the client decodes each answer into its
+	// Secret's Data map.
+	secret.Data = maps.Clone(content.data)
 	secret.StringData = nil
 }
 

@@ -301,8 +301,12 @@ func TestClusterExportFollowsNamespaces(t *testing.T) {
 		s, _ := f.secret(b, "backup-link")
 		return s.Data
 	}).WithTimeout(10 * time.Second).Should(BeEmpty())
-	released, err := f.secret(b, "backup-link")
-	f.g.Expect(err).NotTo(HaveOccurred())
+	// The link goes first; the owner reference in a second patch.
+	var released *corev1.Secret
+	f.g.Eventually(func() []metav1.OwnerReference {
+		released, _ = f.secret(b, "backup-link")
+		return released.OwnerReferences
+	}).WithTimeout(10 * time.Second).Should(ContainElement(HaveField("UID", Not(Equal(export.UID)))))
 	f.g.Expect(released.OwnerReferences).To(HaveLen(1))
 	ref := released.OwnerReferences[0]
 	f.g.Expect(ref.Kind).To(Equal("ClusterRedisBackupExport"))
@@ -806,4 +810,47 @@ func TestClusterExportTemplated(t *testing.T) {
 	f.g.Expect(fmt.Sprintf("%+v", export.Status)).NotTo(Or(ContainSubstring(linkPrefix), ContainSubstring("Signature")))
 	f.g.Expect(strings.Join(f.events(name), "\n")).NotTo(Or(ContainSubstring(linkPrefix), ContainSubstring("Signature")))
 	f.g.Expect(f.events(name)).To(ContainElement(HavePrefix("Warning/" + uredisv1alpha1.ReasonTemplateInvalid)))
+}
+
+// TestClusterExportInvalidSelectorReleasesNothing: a selector the API
+// server admits but no namespace list can use (an operator "in", a typo of
+// In) is reported, and no Secret is emptied for it.
+func TestClusterExportInvalidSelectorReleasesNothing(t *testing.T) {
+	f := newClusterFixture(t)
+	a, b := f.namespace("first", true), f.namespace("second", true)
+	name := f.create("typo")
+	f.eventuallyReady(name)
+	link := f.link(a)
+	f.g.Expect(link).NotTo(BeEmpty())
+	f.g.Expect(updateObject(f.ctx, f.c, types.NamespacedName{Name: name}, func(e *uredisv1alpha1.ClusterRedisBackupExport) {
+		e.Spec.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: testSelectorLabel, Operator: "in", Values: []string{f.id}},
+		}}
+	})).To(Succeed())
+	f.eventuallyNotReady(name, uredisv1alpha1.ReasonNamespaceSelectorInvalid)
+	f.g.Consistently(func() []string { return []string{f.link(a), f.link(b)} }).WithTimeout(3*time.Second).
+		Should(Equal([]string{link, link}), "no Secret is released for a selector that cannot be used")
+}
+
+// TestClusterExportOrphanTakenBackKeepsItsSecret: with creationPolicy
+// Orphan, a released Secret taken back loses the owner reference that
+// handed it to the garbage collector.
+func TestClusterExportOrphanTakenBackKeepsItsSecret(t *testing.T) {
+	f := newClusterFixture(t)
+	a, b := f.namespace("first", true), f.namespace("second", true)
+	name := f.create("orphan", func(e *uredisv1alpha1.ClusterRedisBackupExport) {
+		e.Spec.Target.CreationPolicy = uredisv1alpha1.CreationPolicyOrphan
+	})
+	f.eventuallyReady(name)
+	f.setLabel(b, false)
+	f.g.Eventually(func() []metav1.OwnerReference {
+		s, _ := f.secret(b, "backup-link")
+		return s.OwnerReferences
+	}).WithTimeout(10*time.Second).Should(HaveLen(1), "released: handed to the garbage collector")
+	f.setLabel(b, true)
+	f.g.Eventually(func() string { return f.link(b) }).WithTimeout(10 * time.Second).Should(Equal(f.link(a)))
+	f.g.Eventually(func() []metav1.OwnerReference {
+		s, _ := f.secret(b, "backup-link")
+		return s.OwnerReferences
+	}).WithTimeout(10*time.Second).Should(BeEmpty(), "taken back under Orphan: no owner reference, dangling or not")
 }
