@@ -238,11 +238,24 @@ func markSuspended(export *uredisv1alpha1.RedisBackupExport, a attempt) {
 const suspendedText = "suspended (spec.suspend: true): no API call and no write of the Secret until it is resumed"
 
 // markResumed: a resource resumed with its link still valid and its
-// planned refresh not due yet is Ready as it was before the suspension.
+// planned refresh (or retry) not due yet is Ready as it was before the
+// suspension: Refreshed, or RefreshFailing when the failures the status
+// counts were not ended by a success (the suspension keeps the failure
+// count and the planned retry, not the failure's reason).
 func markResumed(export *uredisv1alpha1.RedisBackupExport) {
 	ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady)
 	st := export.Status
 	if ready == nil || ready.Reason != uredisv1alpha1.ReasonSuspended || ready.Status != metav1.ConditionTrue || st.NextRefreshTime == nil {
+		return
+	}
+	if st.FailureCount > 0 {
+		last := ""
+		if st.LastFailureTime != nil {
+			last = ", the last at " + formatTime(st.LastFailureTime.Time)
+		}
+		setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshFailing,
+			fmt.Sprintf("resumed: the current link stays valid until %s, but refreshing it failed (%d attempts in a row%s); next attempt at %s",
+				formatTime(st.ExpiresAt.Time), st.FailureCount, last, formatTime(st.NextRefreshTime.Time)))
 		return
 	}
 	setReady(export, metav1.ConditionTrue, uredisv1alpha1.ReasonRefreshed,

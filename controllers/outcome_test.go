@@ -523,6 +523,7 @@ func TestSuspendToggleIsNotASpecChange(t *testing.T) {
 	}
 	t.Run("suspend, then resume", func(t *testing.T) {
 		export := observed()
+		export.Status.FailureCount = 0 // the last refresh succeeded
 		for _, step := range []struct {
 			generation int64
 			suspended  bool
@@ -570,8 +571,11 @@ func TestSuspendToggleIsNotASpecChange(t *testing.T) {
 		if linkStateAt(export, now) != noLink || export.Status.LinkGeneration != 2 {
 			t.Errorf("the link is still the one of generation 2: link generation %d", export.Status.LinkGeneration)
 		}
-		if _, ok := kindOf(readyReason(export)); !ok {
-			t.Errorf("Ready %s: a resumed resource without a link must look again at once", readyReason(export))
+		// The next visit refreshes, although the refresh planned for the
+		// old link is 40 minutes away.
+		obs := (&RedisBackupExportReconciler{}).observe(export, true, "", now)
+		if decision := schedule.Decide(testOutcomes.policy, obs); decision.Action != schedule.Refresh {
+			t.Errorf("Ready %s: a resumed resource without a link must look again at once, decided %s (%s)", readyReason(export), decision.Action, decision.Reason)
 		}
 	})
 	t.Run("a status without a digest", func(t *testing.T) {
@@ -582,4 +586,95 @@ func TestSuspendToggleIsNotASpecChange(t *testing.T) {
 			t.Errorf("without a digest, a new generation is a spec change")
 		}
 	})
+}
+
+// TestResumeKeepsTheFailureState: a resource resumed before its planned
+// refresh or retry costs no call and comes back as it was before the
+// suspension: Refreshed after a success, RefreshFailing while failures are
+// counted (the suspension keeps the count and the planned retry). A
+// resumed resource whose Ready is not True/Suspended is left to the rest of
+// summarize.
+func TestResumeKeepsTheFailureState(t *testing.T) {
+	failing := func(err error) func(*uredisv1alpha1.RedisBackupExport) {
+		return func(e *uredisv1alpha1.RedisBackupExport) {
+			testOutcomes.summarize(e, attempt{now: now.Add(-5 * time.Second), jitter: fullJitter, err: err})
+		}
+	}
+	tests := []struct {
+		name string
+		// before brings the resource to its state before the suspension.
+		before    func(*uredisv1alpha1.RedisBackupExport)
+		inSync    bool
+		wantReady string
+		message   []string
+		wantNext  time.Duration
+		// wantRefresh: the next visit refreshes at once; otherwise the
+		// resume costs no call.
+		wantRefresh bool
+	}{{
+		name: "the last refresh succeeded",
+		before: func(e *uredisv1alpha1.RedisBackupExport) {
+			e.Status.FailureCount = 0
+			testOutcomes.summarize(e, attempt{now: now.Add(-time.Minute), secretInSync: true})
+		},
+		inSync:    true,
+		wantReady: "True/Refreshed", wantNext: 40 * time.Minute,
+		message: []string{`resumed: Secret "target" holds a link valid until 2026-11-27T11:00:00Z; next refresh at 2026-11-27T10:40:00Z`},
+	}, {
+		name:      "refreshing was failing, the link valid",
+		before:    failing(outage),
+		inSync:    true,
+		wantReady: "True/RefreshFailing", wantNext: 14 * time.Second,
+		message: []string{"resumed: the current link stays valid until 2026-11-27T11:00:00Z, but refreshing it failed (3 attempts in a row, the last at 2026-11-27T09:59:55Z); next attempt at 2026-11-27T10:00:14Z"},
+	}, {
+		// The reason is not kept through the suspension: the planned slow
+		// retry is.
+		name:      "refused for good, the link valid",
+		before:    failing(refused),
+		inSync:    true,
+		wantReady: "True/RefreshFailing", wantNext: 19*time.Minute + 54*time.Second,
+		message: []string{"but refreshing it failed (3 attempts in a row", "next attempt at 2026-11-27T10:19:54Z"},
+	}, {
+		name:      "the Secret lost the link while suspended: left False/Suspended for the refresh the resume brings",
+		before:    failing(outage),
+		wantReady: "False/Suspended", wantNext: 14 * time.Second, wantRefresh: true,
+		message: []string{"no longer holds the link"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			export := exportWithLink()
+			tt.before(export)
+			before := export.Status
+			export.Generation, export.Spec.Suspend = 2, true
+			followSuspendToggle(export)
+			testOutcomes.summarize(export, attempt{now: now, secretInSync: tt.inSync})
+			export.Generation, export.Spec.Suspend = 3, false
+			followSuspendToggle(export)
+			testOutcomes.summarize(export, attempt{now: now, secretInSync: tt.inSync})
+
+			st := export.Status
+			ready := meta.FindStatusCondition(st.Conditions, uredisv1alpha1.ConditionReady)
+			if got := string(ready.Status) + "/" + ready.Reason; got != tt.wantReady {
+				t.Errorf("Ready = %s (%s), want %s", got, ready.Message, tt.wantReady)
+			}
+			for _, want := range tt.message {
+				if !strings.Contains(ready.Message, want) {
+					t.Errorf("message %q lacks %q", ready.Message, want)
+				}
+			}
+			if st.FailureCount != before.FailureCount || !st.LastFailureTime.Equal(before.LastFailureTime) {
+				t.Errorf("failure bookkeeping: count %d (was %d), last %v (was %v)", st.FailureCount, before.FailureCount, st.LastFailureTime, before.LastFailureTime)
+			}
+			if next := st.NextRefreshTime.Sub(now); next != tt.wantNext {
+				t.Errorf("next attempt in %v, want %v", next, tt.wantNext)
+			}
+			if ready.ObservedGeneration != 3 || st.LinkGeneration != 3 {
+				t.Errorf("Ready's generation %d, link generation %d: want 3 (resuming is not a spec change)", ready.ObservedGeneration, st.LinkGeneration)
+			}
+			obs := (&RedisBackupExportReconciler{}).observe(export, tt.inSync, "", now)
+			if decision := schedule.Decide(testOutcomes.policy, obs); (decision.Action == schedule.Refresh) != tt.wantRefresh {
+				t.Errorf("after the resume: %s (%s), want a refresh: %v", decision.Action, decision.Reason, tt.wantRefresh)
+			}
+		})
+	}
 }

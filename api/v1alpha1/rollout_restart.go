@@ -15,9 +15,10 @@ const (
 	AnnotationRestartedAt = "uredis.dezai.com/restarted-at"
 	// AnnotationRestartedFor is the pod template annotation that says which
 	// change the last restart was for (a digest of the resource's UID and
-	// the backup's ID, plus the link's expiry for on: LinkChanged). Written
-	// in the same patch as AnnotationRestartedAt; a target that already
-	// carries the digest of a change is not restarted again for it.
+	// the backup's ID, plus the link the change replaced for on:
+	// LinkChanged, which an attempt after a lost status write sees again).
+	// Written in the same patch as AnnotationRestartedAt; a target that
+	// already carries the digest of a change is not restarted again for it.
 	AnnotationRestartedFor = "uredis.dezai.com/restarted-for"
 
 	// EventRolloutRestarted (Normal): a target was restarted.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -384,14 +385,22 @@ func TestDownloadRefusals(t *testing.T) {
 		}
 	}
 
-	// An http:// link is never fetched.
-	plain := httptest.NewServer(&storage{content: content})
+	// An http:// link is never fetched: the plain server gets no request.
+	var plainRequests atomic.Int32
+	plainStorage := &storage{content: content}
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plainRequests.Add(1)
+		plainStorage.ServeHTTP(w, r)
+	}))
 	defer plain.Close()
 	e, s := validExport(plain.URL+"/b?Signature=secret-signature", 50*time.Minute, time.Hour)
 	p, _, _ := newPlugin(t, e, s)
 	err := p.Download(ctx, "nightly", filepath.Join(t.TempDir(), "f"), time.Minute, time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "not an https:// link") {
 		t.Errorf("http link: %v", err)
+	}
+	if n := plainRequests.Load(); n != 0 {
+		t.Errorf("the http:// link was fetched: %d requests", n)
 	}
 
 	// To stdout.

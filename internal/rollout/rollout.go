@@ -11,6 +11,11 @@
 // was lost or by an operator that stopped before writing it: it is not
 // restarted again. That makes a restart at most once per change without
 // any memory in the operator.
+//
+// The digest holds only what the attempt after a lost status write sees
+// again: the resource, the backup, and for LinkChanged the link the change
+// replaced (the status' link, which a lost write leaves as it was), never
+// the new link's expiry, which that attempt, when forced, gets anew.
 package rollout
 
 import (
@@ -83,12 +88,23 @@ func Due(targets []uredisv1alpha1.RolloutRestartTarget, c Change) []Restart {
 	for _, target := range targets {
 		switch {
 		case target.On == uredisv1alpha1.RestartOnLinkChanged && c.linkChanged():
-			due = append(due, Restart{Target: target, For: digest(c.ExportUID, c.New.Backup, strconv.FormatInt(c.New.ExpiresAt.Unix(), 10))})
+			due = append(due, Restart{Target: target, For: c.linkDigest()})
 		case target.On != uredisv1alpha1.RestartOnLinkChanged && c.backupChanged():
 			due = append(due, Restart{Target: target, For: digest(c.ExportUID, c.New.Backup)})
 		}
 	}
 	return due
+}
+
+// linkDigest names a LinkChanged change by the link it replaced (and the
+// backup it brings), not by the new link: an attempt whose status write was
+// lost leaves the status' link, hence the previous link of the next
+// attempt, as it was, while a forced retry gets a link of its own, with
+// another expiry. Two successive changes never replace the same link (each
+// one that is recorded becomes the next one's previous link), so a new
+// link still restarts once.
+func (c Change) linkDigest() string {
+	return digest(c.ExportUID, "replaces", c.Previous.Backup, strconv.FormatInt(c.Previous.ExpiresAt.Unix(), 10), "with", c.New.Backup)
 }
 
 // digest names a change: 32 hexadecimal digits of a SHA-256 of its parts.

@@ -89,18 +89,48 @@ func TestDigestsNameTheChange(t *testing.T) {
 			t.Errorf("%s: same digest", name)
 		}
 	}
-	// A new link to the same backup: the same change for BackupChanged, a
-	// new one for LinkChanged.
+	// The attempt after a lost status write starts from the same previous
+	// link and, when forced, gets a link with another expiry: the same
+	// change for both triggers, or a LinkChanged target would be restarted
+	// again.
 	c := base
 	c.New.ExpiresAt = expiry.Add(time.Minute)
+	if got, gotLink := digests(c); got != b || gotLink != l {
+		t.Errorf("a retry after a lost status write: digests %q and %q, want %q and %q", got, gotLink, b, l)
+	}
+	// A new link that replaces another one: the same change for
+	// BackupChanged, a new one for LinkChanged.
+	c = base
+	c.Previous.ExpiresAt = now.Add(time.Second)
 	if got, gotLink := digests(c); got != b || gotLink == l {
-		t.Errorf("a new expiry: BackupChanged digest %q (want %q), LinkChanged %q (want another than %q)", got, b, gotLink, l)
+		t.Errorf("another previous link: BackupChanged digest %q (want %q), LinkChanged %q (want another than %q)", got, b, gotLink, l)
 	}
 	// Going from b2 to b1 and back to b2 is a change each time, and the
 	// target then carries b1's digest: b2's restarts again.
 	back := Change{ExportUID: "uid-1", Previous: Link{Backup: "b2", ExpiresAt: now}, New: Link{Backup: "b1", ExpiresAt: expiry}}
 	if got, _ := digests(back); got == b {
 		t.Errorf("b1's digest equals b2's")
+	}
+}
+
+// TestRoutineRefreshesRestartOncePerLink: a run of refreshes to one backup,
+// each status written, names each new link by another LinkChanged digest,
+// and a target left with one change's digest is due for the next.
+func TestRoutineRefreshesRestartOncePerLink(t *testing.T) {
+	targets := []uredisv1alpha1.RolloutRestartTarget{onLink}
+	previous := Link{Backup: "b1", ExpiresAt: expiry}
+	seen := map[string]int{}
+	for i := 1; i <= 5; i++ {
+		next := Link{Backup: "b1", ExpiresAt: expiry.Add(time.Duration(i) * 40 * time.Minute)}
+		due := Due(targets, Change{ExportUID: "uid-1", Previous: previous, New: next})
+		if len(due) != 1 {
+			t.Fatalf("refresh %d: %d restarts due, want 1", i, len(due))
+		}
+		if j, ok := seen[due[0].For]; ok {
+			t.Errorf("refresh %d has the digest of refresh %d: the target would not be restarted", i, j)
+		}
+		seen[due[0].For] = i
+		previous = next
 	}
 }
 

@@ -37,9 +37,22 @@ const (
 	// linkSecret is the Secret the restore sample reads.
 	linkSecret = "nightly-link"
 	// linkLifetime is short so that the test sees a link expire and get
-	// replaced; the operator refreshes it when a third of it remains.
-	linkLifetime = 20 * time.Second
-	restoreSh    = "../../config/samples/restore/restore.sh"
+	// replaced; the operator refreshes it when a third of it remains. It
+	// leaves the restore guard's MIN_VALIDITY (minValidity) a margin
+	// against the second an expiry is truncated to and the second the
+	// script polls.
+	linkLifetime = 60 * time.Second
+	// minValidity is what the guarded download asks for: more than the
+	// third of a link's lifetime that remains at its planned refresh, so
+	// that the test can hold a link that has less without its refresh
+	// being due.
+	minValidity = 30 * time.Second
+	// forcedRefreshInterval is the operator's --forced-refresh-min-interval:
+	// less than the age of the link the guard replaces (at least
+	// linkLifetime - minValidity), more than the time from the guard's
+	// refresh to the request the operator must decline.
+	forcedRefreshInterval = 20 * time.Second
+	restoreSh             = "../../config/samples/restore/restore.sh"
 )
 
 // TestRestoreFromExportedLink: a backup written by a real Redis, exported
@@ -143,22 +156,24 @@ func TestRestoreFromExportedLink(t *testing.T) {
 		guard := newRestoreGuard(ctx, t, g, ns)
 		guard.expectLeastPrivilege(ctx, g, ns)
 
-		// A link with 16 s or more to live, so that its planned refresh (when
-		// a third of its 20 s remains) is not due; then wait until it has less
-		// than the 15 s this download asks for (MIN_VALIDITY).
+		// A link with more than MIN_VALIDITY to live, so that its planned
+		// refresh (when a third of its lifetime remains) is not due; then
+		// wait until it has a second less than MIN_VALIDITY. It is then
+		// linkLifetime - minValidity old or more: a forced refresh is
+		// allowed.
 		current, currentExpiry := readLink(ctx, t, g, ns)
-		if time.Until(currentExpiry) < 16*time.Second {
+		if time.Until(currentExpiry) < minValidity+time.Second {
 			g.Eventually(func() string { link, _ := readLink(ctx, t, g, ns); return link }).
-				WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).ShouldNot(Equal(current))
+				WithTimeout(60 * time.Second).WithPolling(100 * time.Millisecond).ShouldNot(Equal(current))
 			current, currentExpiry = readLink(ctx, t, g, ns)
 		}
-		time.Sleep(time.Until(currentExpiry.Add(-14 * time.Second)))
+		time.Sleep(time.Until(currentExpiry.Add(-minValidity + time.Second)))
 		calls := successfulCalls(sim)
 		jobEnv := func(link string, expiresAt time.Time, more map[string]string) map[string]string {
 			env := guard.with(map[string]string{
 				"BACKUP_URL":     link,
 				"EXPIRES_AT":     expiresAt.UTC().Format(time.RFC3339),
-				"MIN_VALIDITY":   "15",
+				"MIN_VALIDITY":   strconv.Itoa(int(minValidity.Seconds())),
 				"CURL_CA_BUNDLE": caFile,
 			})
 			for k, v := range more {
@@ -170,8 +185,8 @@ func TestRestoreFromExportedLink(t *testing.T) {
 		viaLink := filepath.Join(base, "via-link", "backup.rdb")
 		out, err = runRestoreScript(ctx, t, g, jobEnv(current, currentExpiry, map[string]string{"BACKUP_FILE": viaLink}), "download")
 		g.Expect(err).NotTo(HaveOccurred(), "the guarded download failed")
-		g.Expect(out).To(MatchRegexp(`the link is valid for \d+s only, less than MIN_VALIDITY \(15s\): asking the operator for a new one`))
-		g.Expect(out).To(MatchRegexp(`new link valid until \S+ \((1[5-9]|2[01])s\)`))
+		g.Expect(out).To(MatchRegexp(`the link is valid for \d+s only, less than MIN_VALIDITY \(30s\): asking the operator for a new one`))
+		g.Expect(out).To(MatchRegexp(`new link valid until \S+ \(([3-5][0-9]|6[01])s\)`))
 		g.Expect(out).To(ContainSubstring("downloaded %d bytes", len(rdb)))
 		g.Expect(successfulCalls(sim)).To(Equal(calls+1), "the guard's refresh is one call")
 		export := &uredisv1alpha1.RedisBackupExport{}
@@ -183,8 +198,8 @@ func TestRestoreFromExportedLink(t *testing.T) {
 		g.Expect(refreshed).NotTo(Equal(current))
 		printed := out
 
-		// Asked again at once (well within the operator's 5 s between forced
-		// refreshes), the operator declines: the script says so and
+		// Asked again at once (well within the operator's 20 s between
+		// forced refreshes), the operator declines: the script says so and
 		// downloads nothing.
 		declinedFile := filepath.Join(base, "declined", "backup.rdb")
 		out, err = runRestoreScript(ctx, t, g, jobEnv(refreshed, time.Now().Add(time.Second), map[string]string{"BACKUP_FILE": declinedFile}), "download")
@@ -194,12 +209,12 @@ func TestRestoreFromExportedLink(t *testing.T) {
 		g.Expect(successfulCalls(sim)).To(Equal(calls + 1))
 		printed += out
 
-		// No link of this export lives 20 s: refused at once, nothing asked.
+		// No link of this export lives 60 s: refused at once, nothing asked.
 		g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly"}, export)).To(Succeed())
 		request = export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]
-		out, err = runRestoreScript(ctx, t, g, jobEnv(refreshed, refreshedExpiry, map[string]string{"BACKUP_FILE": declinedFile, "MIN_VALIDITY": "20"}), "download")
+		out, err = runRestoreScript(ctx, t, g, jobEnv(refreshed, refreshedExpiry, map[string]string{"BACKUP_FILE": declinedFile, "MIN_VALIDITY": "60"}), "download")
 		g.Expect(err).To(HaveOccurred())
-		g.Expect(out).To(MatchRegexp(`ERROR: links of nightly live about (19|20|21)s \(the last was obtained at \S+ and expires at \S+\): none stays valid for MIN_VALIDITY \(20s\)`))
+		g.Expect(out).To(MatchRegexp(`ERROR: links of nightly live about (59|60)s \(the last was obtained at \S+ and expires at \S+\): none stays valid for MIN_VALIDITY \(60s\)`))
 		g.Expect(env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "nightly"}, export)).To(Succeed())
 		g.Expect(export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]).To(Equal(request), "no refresh may be requested")
 		g.Expect(declinedFile).NotTo(BeAnExistingFile())
@@ -256,9 +271,9 @@ func startOperator(ctx context.Context, t *testing.T, g Gomega, ns, endpoint, ca
 	opts.WatchNamespaces = []string{ns}
 	opts.InProcessTestManagers = true
 	opts.Policy.MinMargin, opts.Policy.MinUsefulLifetime = 3*time.Second, 10*time.Second
-	// The restore guard's forced refreshes must not wait for the default
-	// 30 s, longer than the links live.
-	opts.Policy.ForcedRefreshMinInterval = 5 * time.Second
+	// The restore guard's forced refresh must not wait for the default
+	// 30 s, and the request after it must still be declined.
+	opts.Policy.ForcedRefreshMinInterval = forcedRefreshInterval
 	mgr, err := operator.NewManager(env.Config, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	testenv.StartManager(t, ctx, mgr)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -263,7 +264,9 @@ func mustSecret(f *fixture, name string) *corev1.Secret {
 // links restarts nothing (nor calls anything); the next change restarts
 // each target once.
 func TestRolloutRestartNotOnOperatorRestart(t *testing.T) {
-	f := newFixture(t)
+	// The refresh request after the restart must be declined however long
+	// the test takes to get there.
+	f := newFixture(t, withForcedRefreshInterval(time.Hour))
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	deployment := target(uredisv1alpha1.RolloutRestartDeployment, "app", uredisv1alpha1.RestartOnBackupChanged)
 	daemonSet := target(uredisv1alpha1.RolloutRestartDaemonSet, "agent", uredisv1alpha1.RestartOnLinkChanged)
@@ -326,16 +329,25 @@ func TestRolloutRestartNotOnFailedRefresh(t *testing.T) {
 	f.expectRestarts(map[uredisv1alpha1.RolloutRestartTarget]int{deployment: 0, daemonSet: 1}, "the refresh that succeeded")
 }
 
-// statusWriteFailer loses the first status write that records a rollout
-// restart, as a busy or briefly unreachable API server would: the
-// restarts are done, and the status does not say so. It also counts the
-// operator's patches of workloads, by kind.
+// statusWriteFailer loses the status write that first records a new
+// rollout restart, as a busy or briefly unreachable API server would, as
+// often as it is armed (once to begin with): the restarts are done, and the
+// status does not say so. It also counts the operator's patches of
+// workloads, by kind.
 type statusWriteFailer struct {
 	client.Client
 	mu       sync.Mutex
+	armed    int
 	injected int
+	// recorded is what the last status write that went through recorded:
+	// each target's restarted-for digest.
+	recorded []string
 	patches  map[string]int
 }
+
+func newStatusWriteFailer() *statusWriteFailer { return &statusWriteFailer{armed: 1} }
+
+func (c *statusWriteFailer) arm() { c.mu.Lock(); defer c.mu.Unlock(); c.armed++ }
 
 func (c *statusWriteFailer) count() int { c.mu.Lock(); defer c.mu.Unlock(); return c.injected }
 
@@ -368,53 +380,102 @@ type failingStatusWriter struct {
 
 func (w *failingStatusWriter) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 	export, ok := obj.(*uredisv1alpha1.RedisBackupExport)
+	var records []string
+	if ok {
+		for _, r := range export.Status.RolloutRestarts {
+			records = append(records, fmt.Sprintf("%s/%s=%s", r.Kind, r.Name, r.For))
+		}
+	}
 	w.parent.mu.Lock()
-	fail := ok && len(export.Status.RolloutRestarts) > 0 && w.parent.injected == 0
+	fail := ok && w.parent.armed > 0 && !slices.Equal(records, w.parent.recorded)
 	if fail {
+		w.parent.armed--
 		w.parent.injected++
 	}
 	w.parent.mu.Unlock()
 	if fail {
 		// The next attempt comes a second later at least, so that a second
 		// restart would carry another restarted-at, and make another
-		// generation of the workload.
+		// generation of the workload, and a forced retry gets a link with
+		// another expiry.
 		time.Sleep(1100 * time.Millisecond)
 		return apierrors.NewServiceUnavailable("injected by the test: the status write is lost")
 	}
-	return w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+	err := w.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+	if ok && err == nil {
+		w.parent.mu.Lock()
+		w.parent.recorded = records
+		w.parent.mu.Unlock()
+	}
+	return err
 }
 
 // TestRolloutRestartAtMostOnceAcrossALostStatusWrite: the attempt that
 // restarts the targets fails to write its status; the next attempt finds
 // the targets already restarted for this change (their restarted-for
-// annotation) and records them without patching them again.
+// annotation) and records them without patching them again. So too for a
+// forced refresh, whose retry gets a new link (a forced refresh takes no
+// shared answer) with another expiry: the LinkChanged target is restarted
+// once for it.
 func TestRolloutRestartAtMostOnceAcrossALostStatusWrite(t *testing.T) {
-	failer := &statusWriteFailer{}
-	f := newFixture(t, withOperatorOptions(func(o *operator.Options) {
+	failer := newStatusWriteFailer()
+	f := newFixture(t, withForcedRefreshInterval(0), withOperatorOptions(func(o *operator.Options) {
 		o.WrapClient = func(c client.Client) client.Client { failer.Client = c; return failer }
 	}))
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	deployment := target(uredisv1alpha1.RolloutRestartDeployment, "app", uredisv1alpha1.RestartOnBackupChanged)
 	statefulSet := target(uredisv1alpha1.RolloutRestartStatefulSet, "db", uredisv1alpha1.RestartOnBackupChanged)
-	f.workload(deployment.Kind, deployment.Name)
-	f.workload(statefulSet.Kind, statefulSet.Name)
-	f.create(f.newExport("nightly", withTargets(deployment, statefulSet)))
+	daemonSet := target(uredisv1alpha1.RolloutRestartDaemonSet, "agent", uredisv1alpha1.RestartOnLinkChanged)
+	all := []uredisv1alpha1.RolloutRestartTarget{deployment, statefulSet, daemonSet}
+	for _, w := range all {
+		f.workload(w.Kind, w.Name)
+	}
+	f.create(f.newExport("nightly", withTargets(all...)))
 	f.eventuallyReady("nightly")
 
 	f.updateSpec("nightly", func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = otherID })
 	f.g.Eventually(func() string { return f.get("nightly").Status.BackupID }).WithTimeout(20 * time.Second).Should(Equal(otherID))
 	f.g.Expect(failer.count()).To(Equal(1), "the status write of the attempt that restarted was lost")
-	f.expectRestarts(map[uredisv1alpha1.RolloutRestartTarget]int{deployment: 1, statefulSet: 1}, "a lost status write")
-	f.g.Expect(failer.workloadPatches()).To(Equal(map[string]int{"Deployment/app": 1, "StatefulSet/db": 1}), "one patch each")
+	restarted := map[uredisv1alpha1.RolloutRestartTarget]int{deployment: 1, statefulSet: 1, daemonSet: 1}
+	f.expectRestarts(restarted, "a lost status write")
+	f.g.Expect(failer.workloadPatches()).To(Equal(map[string]int{"Deployment/app": 1, "StatefulSet/db": 1, "DaemonSet/agent": 1}), "one patch each")
 	_, template := f.podTemplate(deployment.Kind, deployment.Name)
 	// Recorded by the next attempt, which found the restart done.
 	records := f.get("nightly").Status.RolloutRestarts
-	f.g.Expect(records).To(HaveLen(2))
+	f.g.Expect(records).To(HaveLen(3))
 	f.g.Expect(records[0].For).To(Equal(template.Annotations[uredisv1alpha1.AnnotationRestartedFor]))
 	f.g.Expect(records[0].At.UTC().Format(time.RFC3339)).To(Equal(template.Annotations[uredisv1alpha1.AnnotationRestartedAt]), "the time of the one restart")
-	for _, w := range []uredisv1alpha1.RolloutRestartTarget{deployment, statefulSet} {
+	for _, w := range all {
 		f.g.Expect(f.restartEvents(uredisv1alpha1.EventRolloutRestarted, w.Name)).To(ConsistOf(ContainSubstring(" x1: ")), "one RolloutRestarted Event for %s", w.Name)
 	}
+
+	// A forced refresh, a second or more after the last link so that its
+	// link expires later, whose status write is lost too: its retry is
+	// forced as well, and makes a call of its own.
+	st := f.get("nightly").Status
+	time.Sleep(time.Until(st.LastRefreshTime.Add(2 * time.Second)))
+	failer.arm()
+	calls := f.sim.CallCount("DescribeURedisBackupURL")
+	f.forceRefresh("nightly", "forced")
+	f.g.Expect(failer.count()).To(Equal(2), "the status write of the forced refresh was lost")
+	f.g.Expect(f.sim.CallCount("DescribeURedisBackupURL")).To(Equal(calls+2), "the forced refresh and its forced retry each made a call")
+	restarted[daemonSet]++
+	f.expectRestarts(restarted, "a forced refresh whose status write was lost restarts the LinkChanged target once")
+	f.g.Expect(failer.workloadPatches()).To(Equal(map[string]int{"Deployment/app": 1, "StatefulSet/db": 1, "DaemonSet/agent": 2}))
+	// The restart was for the lost attempt's link, and the retry's link
+	// expires later: a digest of the new expiry would have restarted the
+	// target again.
+	export := f.get("nightly")
+	f.g.Expect(export.Status.ExpiresAt.Time).To(BeTemporally(">", st.ExpiresAt.Time))
+	notes := f.restartEvents(uredisv1alpha1.EventRolloutRestarted, daemonSet.Name)
+	f.g.Expect(notes).To(HaveLen(2))
+	f.g.Expect(notes).To(HaveEach(ContainSubstring(" x1: ")))
+	f.g.Expect(notes).To(ContainElement(ContainSubstring("the Secret holds a new link to backup " + otherID + ", valid until")))
+	f.g.Expect(notes).NotTo(ContainElement(ContainSubstring("valid until "+export.Status.ExpiresAt.UTC().Format(time.RFC3339))), "the restart was for the link of the lost attempt, not the retry's")
+	_, template = f.podTemplate(daemonSet.Kind, daemonSet.Name)
+	f.g.Expect(export.Status.RolloutRestarts).To(HaveLen(3))
+	f.g.Expect(export.Status.RolloutRestarts[2].For).To(Equal(template.Annotations[uredisv1alpha1.AnnotationRestartedFor]))
+	f.g.Expect(export.Status.RolloutRestarts[2].At.UTC().Format(time.RFC3339)).To(Equal(template.Annotations[uredisv1alpha1.AnnotationRestartedAt]))
 }
 
 // lockWorkload has the API server refuse every update of the named

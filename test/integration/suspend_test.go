@@ -93,7 +93,9 @@ func TestSuspendStopsEveryCallAndWrite(t *testing.T) {
 	f.g.Expect(findCondition(f.get(lost), uredisv1alpha1.ConditionStalled)).NotTo(BeNil())
 
 	// Through the planned refresh and up to the expiry, Ready stays True;
-	// it turns False within 2 s after it.
+	// it turns False soon after it: the wake-up is planned a second after
+	// the expiry, and the reconcile, the status write and this poll take
+	// their time on a loaded machine, so 5 s.
 	var leftTrue time.Time
 	for deadline := expiry.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if ready := f.ready(kept); ready != nil && ready.Status == metav1.ConditionTrue {
@@ -106,7 +108,7 @@ func TestSuspendStopsEveryCallAndWrite(t *testing.T) {
 	f.g.Expect(leftTrue.IsZero()).To(BeFalse(), "Ready still True 10 s after the link expired at %s", expiry)
 	t.Logf("planned refresh at %s, link expired at %s; Ready left True %v later", next.Format(time.RFC3339), expiry.Format(time.RFC3339), leftTrue.Sub(expiry).Round(10*time.Millisecond))
 	f.g.Expect(leftTrue).NotTo(BeTemporally("<", expiry), "Ready turned False while the link was valid")
-	f.g.Expect(leftTrue).To(BeTemporally("<=", expiry.Add(2*time.Second)), "Ready must leave True within 2 s of the expiry")
+	f.g.Expect(leftTrue).To(BeTemporally("<=", expiry.Add(5*time.Second)), "Ready must leave True within 5 s of the expiry")
 	cond = f.ready(kept)
 	f.g.Expect(conditionSummary(cond)).To(HavePrefix("False/" + uredisv1alpha1.ReasonSuspended))
 	f.g.Expect(cond.Message).To(ContainSubstring("expired at " + expiry.UTC().Format(time.RFC3339)))
@@ -141,9 +143,11 @@ func TestSuspendStopsEveryCallAndWrite(t *testing.T) {
 // call and keeps the planned refresh; resuming once the planned refresh has
 // passed, with the link still valid, refreshes at once.
 func TestResumeRefreshesOnlyWhatIsDue(t *testing.T) {
-	// Long enough that the suspension lands well before the planned refresh
-	// (about 20 s after the link), even on a loaded machine.
-	const lifetime = 30 * time.Second
+	// Long enough that the setup (two links, two suspensions, the resume
+	// of the fresh one) ends well before the planned refresh (about 40 s
+	// after the link), even on a loaded machine; the test then waits for
+	// it.
+	const lifetime = 60 * time.Second
 	f := newFixture(t, withLinkLifetime(lifetime), withBackups("resume", 2), withOperatorOptions(shortLinks))
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	names := f.createMany("resume", 2)
