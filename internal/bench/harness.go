@@ -71,9 +71,10 @@ func newHarness(ctx context.Context, cfg Config, logf func(string, ...any)) (h *
 		return nil, err
 	}
 	h = &Harness{cfg: cfg, logf: logf}
+	started := h // the returns below set h to nil
 	defer func() {
 		if err != nil {
-			h.close()
+			started.close()
 		}
 	}()
 	if h.workDir, err = os.MkdirTemp("", "uredis-bench-"); err != nil {
