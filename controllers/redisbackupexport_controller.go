@@ -5,8 +5,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -169,7 +167,7 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		export.Status.LastHandledRefreshRequest = refreshRequest(export)
 	case decision.Declined != schedule.NotDeclined:
 		export.Status.LastHandledRefreshRequest = refreshRequest(export)
-		r.Events.Eventf(export, nil, corev1.EventTypeNormal, "RefreshRequestDeclined", "Refresh", "%s", r.declineNote(decision))
+		r.Events.Eventf(export, nil, corev1.EventTypeNormal, uredisv1alpha1.EventRefreshRequestDeclined, "Refresh", "%s", r.declineNote(decision))
 	}
 	requeue := r.outcomes.summarize(export, a)
 	r.report(ctx, original, export, a, credentialsVersion)
@@ -258,19 +256,11 @@ func specChanged(export *uredisv1alpha1.RedisBackupExport) bool {
 	return ready == nil || ready.ObservedGeneration != export.Generation
 }
 
-// refreshRequest is the pending force-refresh request: the annotation's
-// value, or its digest when longer than a timestamp needs (the status keeps
-// the value handled, and must not grow with whatever the annotation holds).
+// refreshRequest is the pending force-refresh request, as the status
+// records it once handled.
 func refreshRequest(export *uredisv1alpha1.RedisBackupExport) string {
-	value := export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]
-	if len(value) <= maxRefreshRequest {
-		return value
-	}
-	sum := sha256.Sum256([]byte(value))
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return uredisv1alpha1.HandledRefreshRequest(export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt])
 }
-
-const maxRefreshRequest = 64
 
 func readyReason(export *uredisv1alpha1.RedisBackupExport) string {
 	if ready := meta.FindStatusCondition(export.Status.Conditions, uredisv1alpha1.ConditionReady); ready != nil {

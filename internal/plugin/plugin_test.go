@@ -185,7 +185,7 @@ func TestHandled(t *testing.T) {
 		{e("v1", "v0"), "v1", false},
 		{e("v2", "v2"), "v1", true},   // a later request, answered, answers ours
 		{e("v2", "v1x"), "v1", false}, // a later request, not answered yet
-		{e(long, handledValue(long)), long, true},
+		{e(long, uredisv1alpha1.HandledRefreshRequest(long)), long, true},
 	} {
 		if got := handled(tc.export, tc.value); got != tc.want {
 			t.Errorf("handled(annotation %.8s, last %.8s, value %.8s) = %v", tc.export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt], tc.export.Status.LastHandledRefreshRequest, tc.value, got)

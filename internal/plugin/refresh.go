@@ -2,8 +2,6 @@ package plugin
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,9 +20,6 @@ import (
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 )
 
-// ReasonRefreshRequestDeclined is the reason of the Event the operator
-// records when it acknowledges a force-refresh request without refreshing.
-const ReasonRefreshRequestDeclined = "RefreshRequestDeclined"
 
 // Outcome is how the operator answered a force-refresh request.
 type Outcome int
@@ -110,16 +105,6 @@ func (p *Plugin) requestRefresh(ctx context.Context, name string) (*uredisv1alph
 	return export, value, nil
 }
 
-// handledValue is how the status records a request value: itself, or its
-// SHA-256 when longer than 64 characters.
-func handledValue(value string) string {
-	if len(value) <= 64 {
-		return value
-	}
-	sum := sha256.Sum256([]byte(value))
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
 // waitForAnswer polls the resource until status.lastHandledRefreshRequest
 // holds the request's value (or a later request's, which answers it too),
 // for at most timeout.
@@ -150,11 +135,11 @@ func (p *Plugin) waitForAnswer(ctx context.Context, before *uredisv1alpha1.Redis
 // replaced it in the annotation (the operator's answer covers both).
 func handled(export *uredisv1alpha1.RedisBackupExport, value string) bool {
 	last := export.Status.LastHandledRefreshRequest
-	if last == handledValue(value) {
+	if last == uredisv1alpha1.HandledRefreshRequest(value) {
 		return true
 	}
 	current := export.Annotations[uredisv1alpha1.AnnotationRefreshRequestedAt]
-	return current != value && current != "" && last == handledValue(current)
+	return current != value && current != "" && last == uredisv1alpha1.HandledRefreshRequest(current)
 }
 
 // classify compares the status after the answer with the status when the
@@ -215,7 +200,7 @@ func lastAttempt(export *uredisv1alpha1.RedisBackupExport) time.Time {
 func (p *Plugin) declineNote(ctx context.Context, export *uredisv1alpha1.RedisBackupExport) string {
 	events := &eventsv1.EventList{}
 	err := p.Client.List(ctx, events, client.InNamespace(export.Namespace),
-		client.MatchingFields{"regarding.name": export.Name, "reason": ReasonRefreshRequestDeclined})
+		client.MatchingFields{"regarding.name": export.Name, "reason": uredisv1alpha1.EventRefreshRequestDeclined})
 	if err != nil {
 		return ""
 	}
