@@ -142,6 +142,22 @@ func onLatest(e *uredisv1alpha1.RedisBackupExport) {
 	e.Spec.Latest = &uredisv1alpha1.LatestBackup{GroupID: "g1"}
 }
 
+// workloads creates the workload of each target.
+func (f *fixture) workloads(targets ...uredisv1alpha1.RolloutRestartTarget) {
+	f.t.Helper()
+	for _, w := range targets {
+		f.workload(w.Kind, w.Name)
+	}
+}
+
+// createWithWorkloads creates the targets' workloads and a resource named
+// name restarting them.
+func (f *fixture) createWithWorkloads(name string, targets ...uredisv1alpha1.RolloutRestartTarget) {
+	f.t.Helper()
+	f.workloads(targets...)
+	f.create(f.newExport(name, withTargets(targets...)))
+}
+
 func withTargets(targets ...uredisv1alpha1.RolloutRestartTarget) func(*uredisv1alpha1.RedisBackupExport) {
 	return func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.RolloutRestartTargets = targets }
 }
@@ -160,9 +176,7 @@ func TestRolloutRestartWhenTheBackupChanges(t *testing.T) {
 	statefulSet := target(uredisv1alpha1.RolloutRestartStatefulSet, "cache", uredisv1alpha1.RestartOnBackupChanged)
 	daemonSet := target(uredisv1alpha1.RolloutRestartDaemonSet, "env-vars", uredisv1alpha1.RestartOnLinkChanged)
 	all := []uredisv1alpha1.RolloutRestartTarget{deployment, statefulSet, daemonSet}
-	for _, w := range all {
-		f.workload(w.Kind, w.Name)
-	}
+	f.workloads(all...)
 	_, templateBefore := f.podTemplate(deployment.Kind, deployment.Name)
 	f.create(f.newExport("nightly", onLatest, withTargets(all...)))
 	export := f.eventuallyReady("nightly")
@@ -270,9 +284,7 @@ func TestRolloutRestartNotOnOperatorRestart(t *testing.T) {
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	deployment := target(uredisv1alpha1.RolloutRestartDeployment, "app", uredisv1alpha1.RestartOnBackupChanged)
 	daemonSet := target(uredisv1alpha1.RolloutRestartDaemonSet, "agent", uredisv1alpha1.RestartOnLinkChanged)
-	f.workload(deployment.Kind, deployment.Name)
-	f.workload(daemonSet.Kind, daemonSet.Name)
-	f.create(f.newExport("nightly", withTargets(deployment, daemonSet)))
+	f.createWithWorkloads("nightly", deployment, daemonSet)
 	f.eventuallyReady("nightly")
 	// A change first, so that the restart annotations are on the targets
 	// when the operator restarts.
@@ -309,9 +321,7 @@ func TestRolloutRestartNotOnFailedRefresh(t *testing.T) {
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	deployment := target(uredisv1alpha1.RolloutRestartDeployment, "app", uredisv1alpha1.RestartOnBackupChanged)
 	daemonSet := target(uredisv1alpha1.RolloutRestartDaemonSet, "agent", uredisv1alpha1.RestartOnLinkChanged)
-	f.workload(deployment.Kind, deployment.Name)
-	f.workload(daemonSet.Kind, daemonSet.Name)
-	f.create(f.newExport("nightly", withTargets(deployment, daemonSet)))
+	f.createWithWorkloads("nightly", deployment, daemonSet)
 	first := f.eventuallyReady("nightly").Status
 	time.Sleep(time.Until(first.LastRefreshTime.Add(lifetime/10 + time.Second)))
 
@@ -427,10 +437,7 @@ func TestRolloutRestartAtMostOnceAcrossALostStatusWrite(t *testing.T) {
 	statefulSet := target(uredisv1alpha1.RolloutRestartStatefulSet, "db", uredisv1alpha1.RestartOnBackupChanged)
 	daemonSet := target(uredisv1alpha1.RolloutRestartDaemonSet, "agent", uredisv1alpha1.RestartOnLinkChanged)
 	all := []uredisv1alpha1.RolloutRestartTarget{deployment, statefulSet, daemonSet}
-	for _, w := range all {
-		f.workload(w.Kind, w.Name)
-	}
-	f.create(f.newExport("nightly", withTargets(all...)))
+	f.createWithWorkloads("nightly", all...)
 	f.eventuallyReady("nightly")
 
 	f.updateSpec("nightly", func(e *uredisv1alpha1.RedisBackupExport) { e.Spec.BackupID = otherID })
@@ -572,9 +579,7 @@ func TestRolloutRestartNotWhileSuspended(t *testing.T) {
 	f.createCredentials("cloud-credentials", publicKey, privateKey)
 	deployment := target(uredisv1alpha1.RolloutRestartDeployment, "app", uredisv1alpha1.RestartOnBackupChanged)
 	daemonSet := target(uredisv1alpha1.RolloutRestartDaemonSet, "agent", uredisv1alpha1.RestartOnLinkChanged)
-	f.workload(deployment.Kind, deployment.Name)
-	f.workload(daemonSet.Kind, daemonSet.Name)
-	f.create(f.newExport("nightly", withTargets(deployment, daemonSet)))
+	f.createWithWorkloads("nightly", deployment, daemonSet)
 	f.eventuallyReady("nightly")
 
 	f.setSuspend("nightly", true)
