@@ -69,14 +69,13 @@ var errTooManyReviews = errors.New("too many token reviews")
 
 // Authorizer authenticates and authorizes requests through the API server.
 type Authorizer struct {
-	tokens   authenticationv1client.TokenReviewInterface
-	access   authorizationv1client.SubjectAccessReviewInterface
+	tokens authenticationv1client.TokenReviewInterface
+	access authorizationv1client.SubjectAccessReviewInterface
+	// verdicts holds cachedVerdicts: refusals for DeniedTTL, allowed
+	// verdicts for StaleAllowedTTL (fresh for AllowedTTL of it).
 	verdicts *cache.LRUExpireCache
-	// allowed keeps allowed verdicts for StaleAllowedTTL, for when the
-	// reviews are limited.
-	allowed *cache.LRUExpireCache
-	reviews *rate.Limiter
-	clock   cache.Clock
+	reviews  *rate.Limiter
+	clock    cache.Clock
 }
 
 // New asks the API server of cfg, through httpClient (the manager's: a
@@ -103,7 +102,6 @@ func newAuthorizer(tokens authenticationv1client.TokenReviewInterface, access au
 		tokens:   tokens,
 		access:   access,
 		verdicts: cache.NewLRUExpireCacheWithClock(CacheSize, clock),
-		allowed:  cache.NewLRUExpireCacheWithClock(CacheSize, clock),
 		reviews:  rate.NewLimiter(ReviewRate, ReviewBurst),
 		clock:    clock,
 	}
@@ -184,12 +182,15 @@ type key struct {
 // is an error, and is not cached.
 func (a *Authorizer) decide(ctx context.Context, token, verb, path string) (verdict, error) {
 	k := key{token: sha256.Sum256([]byte(token)), verb: verb, path: path}
-	if cached, ok := a.verdicts.Get(k); ok {
-		return cached.(verdict), nil
+	now := a.clock.Now()
+	entry, found := a.verdicts.Get(k)
+	cached, _ := entry.(cachedVerdict)
+	if found && now.Before(cached.freshUntil) {
+		return cached.verdict, nil
 	}
-	if !a.reviews.AllowN(a.clock.Now(), 1) {
-		if stale, ok := a.allowed.Get(k); ok {
-			return stale.(verdict), nil
+	if !a.reviews.AllowN(now, 1) {
+		if found && cached.allowed {
+			return cached.verdict, nil // stale, see StaleAllowedTTL
 		}
 		return verdict{}, errTooManyReviews
 	}
@@ -202,7 +203,7 @@ func (a *Authorizer) decide(ctx context.Context, token, verb, path string) (verd
 	}
 	if !review.Status.Authenticated {
 		v := verdict{reason: redact(review.Status.Error, token)}
-		a.verdicts.Add(k, v, DeniedTTL)
+		a.remember(k, v)
 		return v, nil
 	}
 	user := review.Status.User
@@ -221,20 +222,33 @@ func (a *Authorizer) decide(ctx context.Context, token, verb, path string) (verd
 		return verdict{}, redacted(fmt.Errorf("SubjectAccessReview for %q: %w", user.Username, err), token)
 	}
 	v := verdict{authenticated: true, allowed: access.Status.Allowed, user: user.Username}
-	ttl := AllowedTTL
 	if !v.allowed {
-		v.reason, ttl = access.Status.Reason, DeniedTTL
+		v.reason = access.Status.Reason
 		if access.Status.EvaluationError != "" {
 			v.reason += " (" + access.Status.EvaluationError + ")"
 		}
 	}
-	a.verdicts.Add(k, v, ttl)
-	if v.allowed {
-		a.allowed.Add(k, v, StaleAllowedTTL)
-	} else {
-		a.allowed.Remove(k)
-	}
+	a.remember(k, v)
 	return v, nil
+}
+
+// cachedVerdict is a verdict and the time until which it is reused
+// without asking again.
+type cachedVerdict struct {
+	verdict
+	freshUntil time.Time
+}
+
+// remember caches v: a refusal for DeniedTTL; an allowed verdict fresh for
+// AllowedTTL and kept for StaleAllowedTTL, for when the reviews are
+// limited. A new verdict replaces the old one, so a token refused since is
+// never served as allowed.
+func (a *Authorizer) remember(k key, v verdict) {
+	fresh, keep := DeniedTTL, DeniedTTL
+	if v.allowed {
+		fresh, keep = AllowedTTL, StaleAllowedTTL
+	}
+	a.verdicts.Add(k, cachedVerdict{verdict: v, freshUntil: a.clock.Now().Add(fresh)}, keep)
 }
 
 // redact replaces the token wherever it appears in s: an API server error
