@@ -20,7 +20,6 @@ import (
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 )
 
-
 // Outcome is how the operator answered a force-refresh request.
 type Outcome int
 
