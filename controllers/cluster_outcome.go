@@ -56,18 +56,23 @@ func (o outcomes) summarizeCluster(export *uredisv1alpha1.ClusterRedisBackupExpo
 // clusterValidUntil is the expiry of a link for the current spec that is
 // still valid at now; zero without one.
 func clusterValidUntil(export *uredisv1alpha1.ClusterRedisBackupExport, spec string, now time.Time) time.Time {
-	st := export.Status
-	if st.ExpiresAt == nil || st.LinkSpec != spec || !now.Before(st.ExpiresAt.Time) {
+	if !clusterHasLink(export, spec) || !now.Before(export.Status.ExpiresAt.Time) {
 		return time.Time{}
 	}
-	return st.ExpiresAt.Time
+	return export.Status.ExpiresAt.Time
+}
+
+// clusterHasLink: the status holds a link obtained for the current spec
+// (digest spec), valid or not.
+func clusterHasLink(export *uredisv1alpha1.ClusterRedisBackupExport, spec string) bool {
+	st := export.Status
+	return st.ExpiresAt != nil && st.LinkSpec == spec
 }
 
 // clusterLinkExpired: the status holds a link for the current spec, and it
 // has expired at now.
 func clusterLinkExpired(export *uredisv1alpha1.ClusterRedisBackupExport, spec string, now time.Time) bool {
-	st := export.Status
-	return st.ExpiresAt != nil && st.LinkSpec == spec && clusterValidUntil(export, spec, now).IsZero()
+	return clusterHasLink(export, spec) && clusterValidUntil(export, spec, now).IsZero()
 }
 
 // clusterReadiness decides the Ready condition from the status (already

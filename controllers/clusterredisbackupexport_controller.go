@@ -224,11 +224,7 @@ func clusterTarget(export *uredisv1alpha1.ClusterRedisBackupExport, namespace st
 // clusterLinkValid: the status holds a link for the current spec that has
 // not expired (a new one included).
 func clusterLinkValid(export *uredisv1alpha1.ClusterRedisBackupExport, spec string, a attempt) bool {
-	if a.link != nil {
-		return true
-	}
-	st := export.Status
-	return st.ExpiresAt != nil && st.LinkSpec == spec && a.now.Before(st.ExpiresAt.Time)
+	return a.link != nil || !clusterValidUntil(export, spec, a.now).IsZero()
 }
 
 // heldLink returns the current link's Secret data: remembered, or read back
@@ -283,7 +279,7 @@ func (r *ClusterRedisBackupExportReconciler) observe(export *uredisv1alpha1.Clus
 		// A new generation that changes what the link depends on; a change
 		// of the namespaces, labels or annotations needs no new link.
 		SpecChanged:  (ready == nil || ready.ObservedGeneration != export.Generation) && st.LinkSpec != spec,
-		HasLink:      st.ExpiresAt != nil && st.LinkSpec == spec,
+		HasLink:      clusterHasLink(export, spec),
 		SecretInSync: held,
 		Suspended:    export.Spec.Suspend,
 	}

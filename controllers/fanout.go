@@ -22,10 +22,6 @@ import (
 	uredisv1alpha1 "github.com/dezai/uredis-backup-operator/api/v1alpha1"
 )
 
-// indexSecretOwnerUID indexes the managed Secrets by the
-// uredis.dezai.com/export-uid annotation: the Secrets a resource created.
-const indexSecretOwnerUID = "uredis.dezai.com/export-uid" //nolint:gosec // an index name, not a credential
-
 // namespaceView is what the caches show of a ClusterRedisBackupExport's
 // namespaces.
 type namespaceView struct {

@@ -1,9 +1,6 @@
 package controllers
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -79,7 +76,7 @@ func (o outcomes) summarize(export *uredisv1alpha1.RedisBackupExport, a attempt)
 	export.Status.ObservedGeneration = export.Generation
 	export.Status.SpecDigest = specDigest(export.Spec)
 	export.Status.RolloutRestarts = rollout.Record(export.Status.RolloutRestarts, export.Spec.RolloutRestartTargets, a.restarts)
-	setProgressConditions(export)
+	progressConditions(&export.Status.Conditions, export.Generation)
 	if o.omitLink {
 		export.Status.BackupPath = ""
 	}
@@ -269,12 +266,7 @@ func markResumed(export *uredisv1alpha1.RedisBackupExport) {
 func specDigest(spec uredisv1alpha1.RedisBackupExportSpec) string {
 	spec.Suspend = false
 	spec.RolloutRestartTargets = nil
-	body, err := json.Marshal(spec)
-	if err != nil {
-		return "" // a spec of strings, numbers and maps always encodes
-	}
-	sum := sha256.Sum256(body)
-	return hex.EncodeToString(sum[:16])
+	return digest(spec)
 }
 
 // followSuspendToggle carries the last attempt's verdict and link over to a
@@ -337,14 +329,9 @@ func linkGeneration(st uredisv1alpha1.RedisBackupExportStatus) int64 {
 	return st.LinkGeneration
 }
 
-// setProgressConditions derives Reconciling and Stalled from Ready, in the
+// progressConditions derives Reconciling and Stalled from Ready, in the
 // "abnormal-true" style kstatus, Flux and Argo CD health checks read: both
-// are absent while Ready is True.
-func setProgressConditions(export *uredisv1alpha1.RedisBackupExport) {
-	progressConditions(&export.Status.Conditions, export.Generation)
-}
-
-// progressConditions is setProgressConditions on a resource of either kind.
+// are absent while Ready is True. For either kind.
 func progressConditions(conditions *[]metav1.Condition, generation int64) {
 	ready := meta.FindStatusCondition(*conditions, uredisv1alpha1.ConditionReady)
 	if ready == nil || ready.Status == metav1.ConditionTrue {

@@ -329,7 +329,7 @@ func TestProgressConditions(t *testing.T) {
 		meta.SetStatusCondition(&export.Status.Conditions, metav1.Condition{Type: uredisv1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: "Old"})
 		meta.SetStatusCondition(&export.Status.Conditions, metav1.Condition{Type: uredisv1alpha1.ConditionStalled, Status: metav1.ConditionTrue, Reason: "Old"})
 		setReady(export, tt.readyStatus, tt.reason, "m")
-		setProgressConditions(export)
+		progressConditions(&export.Status.Conditions, export.Generation)
 		conditions := export.Status.Conditions
 		if tt.wantType == "" {
 			if len(conditions) != 1 {

@@ -180,11 +180,11 @@ func (r *RedisBackupExportReconciler) Reconcile(ctx context.Context, req ctrl.Re
 func (r *RedisBackupExportReconciler) declineNote(decision schedule.Decision) string {
 	switch decision.Declined {
 	case schedule.DeclinedCredentialsRejected:
-		return "refresh request acknowledged without a refresh: the provider rejected the credentials, and only new credentials (or the planned retry) bring another attempt"
+		return uredisv1alpha1.RefreshRequestDeclinedPrefix + "the provider rejected the credentials, and only new credentials (or the planned retry) bring another attempt"
 	case schedule.DeclinedSuspended:
-		return "refresh request acknowledged without a refresh: the resource is suspended (spec.suspend: true); resuming refreshes at once if the refresh is due"
+		return uredisv1alpha1.RefreshRequestDeclinedPrefix + "the resource is suspended (spec.suspend: true); resuming refreshes at once if the refresh is due"
 	}
-	return fmt.Sprintf("refresh request acknowledged without a refresh: forced refreshes come at least %s after the last attempt; the link in status is unchanged", r.Policy.ForcedRefreshMinInterval)
+	return uredisv1alpha1.RefreshRequestDeclinedPrefix + fmt.Sprintf("forced refreshes come at least %s after the last attempt; the link in status is unchanged", r.Policy.ForcedRefreshMinInterval)
 }
 
 // observe gathers what schedule.Decide needs.

@@ -59,7 +59,7 @@ func exportTarget(export *uredisv1alpha1.RedisBackupExport) secretTarget {
 // secretData is the contract content of the target Secret, under the key
 // names the spec chose.
 func secretData(t secretTarget, link linkData) map[string][]byte {
-	keys := keyNames(t.spec.Keys)
+	keys := t.spec.Keys.Resolved()
 	data := map[string][]byte{
 		keys.BackupPath: []byte(link.backupPath),
 		keys.ExpiresAt:  []byte(formatTime(link.expiresAt)),
@@ -185,17 +185,6 @@ func templateFailure(err error, placeholder bool) error {
 		"spec.target.template: %s; the Secret is left as it is, and nothing is retried until the spec changes", truncate(text, maxErrorText))
 }
 
-// keyNames fills in the default key names.
-func keyNames(k uredisv1alpha1.SecretKeys) uredisv1alpha1.SecretKeys {
-	return uredisv1alpha1.SecretKeys{
-		BackupPath:      defaultString(k.BackupPath, uredisv1alpha1.KeyBackupPath),
-		ExpiresAt:       defaultString(k.ExpiresAt, uredisv1alpha1.KeyExpiresAt),
-		BackupID:        defaultString(k.BackupID, uredisv1alpha1.KeyBackupID),
-		Region:          defaultString(k.Region, uredisv1alpha1.KeyRegion),
-		InnerBackupPath: defaultString(k.InnerBackupPath, uredisv1alpha1.KeyInnerBackupPath),
-	}
-}
-
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // dataHash is a stable digest of a Secret's data.
@@ -257,28 +246,22 @@ func holdsStatusLink(secret *corev1.Secret, export *uredisv1alpha1.RedisBackupEx
 	if secret == nil || export.Status.ExpiresAt == nil || !ownsSecret(secret, export) {
 		return false
 	}
+	hash := contentHash(export.Spec.Target, secret.Data, export.Status.ExpiresAt.Time)
+	if secret.Annotations[uredisv1alpha1.AnnotationDataHash] != hash {
+		return false
+	}
 	if export.Spec.Target.Template != nil {
 		// The data is the operator's own rendering for this very link (the
 		// hash covers the expiry); it cannot be rendered again to compare,
 		// as the status keeps neither the internal link nor, with
 		// --link-in-status=false, the link.
-		hash := templatedHash(secret.Data, export.Status.ExpiresAt.Time)
-		if secret.Annotations[uredisv1alpha1.AnnotationDataHash] != hash {
-			return false
-		}
-		shaped := secret.DeepCopy()
-		shapeMetadata(shaped, exportTarget(export), hash)
-		return metadataEqual(secret, shaped)
-	}
-	hash := dataHash(secret.Data)
-	if secret.Annotations[uredisv1alpha1.AnnotationDataHash] != hash {
-		return false
+		return shapedAsWanted(secret, exportTarget(export), hash)
 	}
 	want := statusData(export)
 	if export.Status.BackupPath == "" {
 		// The link is kept out of status (--link-in-status=false): the
 		// rest of the data and the hash vouch for it.
-		link := keyNames(export.Spec.Target.Keys).BackupPath
+		link := export.Spec.Target.Keys.Resolved().BackupPath
 		if _, found := secret.Data[link]; !found {
 			return false
 		}

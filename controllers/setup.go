@@ -30,6 +30,10 @@ const (
 	indexTargetSecret      = "uredis.dezai.com/target-secret"      //nolint:gosec // an index name, not a credential
 )
 
+// indexSecretOwnerUID indexes the managed Secrets by their export-uid
+// annotation: the Secrets a ClusterRedisBackupExport created.
+const indexSecretOwnerUID = uredisv1alpha1.AnnotationExportUID
+
 // SetupWithManager registers the reconciler. Its watches are complete when
 // it returns: the RedisBackupExports and the Secrets the operator manages
 // come from the manager's cache, the metadata of every other Secret from

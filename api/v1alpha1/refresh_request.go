@@ -11,6 +11,10 @@ import (
 // suspended resource. The note says which.
 const EventRefreshRequestDeclined = "RefreshRequestDeclined"
 
+// RefreshRequestDeclinedPrefix begins the note of every
+// RefreshRequestDeclined Event; the rest says why.
+const RefreshRequestDeclinedPrefix = "refresh request acknowledged without a refresh: "
+
 // maxRefreshRequest is the longest refresh-requested-at value the status
 // keeps as it is; a timestamp needs far less.
 const maxRefreshRequest = 64

@@ -25,3 +25,21 @@ const (
 	// resource's own, and never confused with a foreign one.
 	AnnotationExportUID = "uredis.dezai.com/export-uid"
 )
+
+// Resolved is the Secret's key names: those k renames, and the default keys
+// for the others.
+func (k SecretKeys) Resolved() SecretKeys {
+	or := func(key, def string) string {
+		if key != "" {
+			return key
+		}
+		return def
+	}
+	return SecretKeys{
+		BackupPath:      or(k.BackupPath, KeyBackupPath),
+		ExpiresAt:       or(k.ExpiresAt, KeyExpiresAt),
+		BackupID:        or(k.BackupID, KeyBackupID),
+		Region:          or(k.Region, KeyRegion),
+		InnerBackupPath: or(k.InnerBackupPath, KeyInnerBackupPath),
+	}
+}

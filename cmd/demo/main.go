@@ -251,7 +251,7 @@ func printSecret(ctx context.Context, env *testenv.Env, name string) (*corev1.Se
 			_, _ = fmt.Fprintf(w, "  %s\t%s\n", key, redactSignature(string(value)))
 		}
 	}
-	_, _ = fmt.Fprintf(w, "  (annotation %s\t%s)\n", "uredis.dezai.com/data-hash", secret.Annotations["uredis.dezai.com/data-hash"])
+	_, _ = fmt.Fprintf(w, "  (annotation %s\t%s)\n", uredisv1alpha1.AnnotationDataHash, secret.Annotations[uredisv1alpha1.AnnotationDataHash])
 	return secret, w.Flush()
 }
 

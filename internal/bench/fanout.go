@@ -193,7 +193,7 @@ func watchFanout(ctx context.Context, h *Harness) (*fanoutWatcher, error) {
 	w.stop = stop
 	record := func(obj any) {
 		m, ok := obj.(*metav1.PartialObjectMetadata)
-		if !ok || !strings.HasPrefix(m.Namespace, "bench-fanout-") || m.Annotations["uredis.dezai.com/data-hash"] == "" {
+		if !ok || !strings.HasPrefix(m.Namespace, "bench-fanout-") || m.Annotations[uredisv1alpha1.AnnotationDataHash] == "" {
 			return
 		}
 		now := time.Now()

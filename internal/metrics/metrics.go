@@ -7,7 +7,7 @@
 // /metrics response, after the registry's own series. A registry would
 // build every series as an object on every scrape, about 900 bytes each:
 // 52 MiB per scrape at 10,000 resources, as measured with six series each
-// (Stalled, the seventh, came later). Written as text, a scrape allocates
+// (Stalled and Suspended came later). Written as text, a scrape allocates
 // nothing per resource (1.8 MiB in all at 10,000), and a deleted resource
 // leaves no stale series behind (kube-state-metrics writes its series the
 // same way, for the same reason).

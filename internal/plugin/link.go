@@ -131,16 +131,16 @@ func (p *Plugin) readLink(ctx context.Context, export *uredisv1alpha1.RedisBacku
 		return Link{}, fmt.Errorf("secret %s/%s is not the one the operator writes for redisbackupexport %s (no %s label or %s annotation naming it): not used",
 			export.Namespace, secretName, export.Name, uredisv1alpha1.LabelManagedBy, uredisv1alpha1.AnnotationExportUID)
 	}
-	keys := export.Spec.Target.Keys
+	keys := export.Spec.Target.Keys.Resolved()
 	link := Link{
-		URL:      string(secret.Data[keyOr(keys.BackupPath, uredisv1alpha1.KeyBackupPath)]),
-		BackupID: string(secret.Data[keyOr(keys.BackupID, uredisv1alpha1.KeyBackupID)]),
+		URL:      string(secret.Data[keys.BackupPath]),
+		BackupID: string(secret.Data[keys.BackupID]),
 	}
-	expires := string(secret.Data[keyOr(keys.ExpiresAt, uredisv1alpha1.KeyExpiresAt)])
+	expires := string(secret.Data[keys.ExpiresAt])
 	if link.URL == "" {
 		if st.BackupPath == "" || st.ExpiresAt == nil {
 			return Link{}, fmt.Errorf("secret %s/%s has no key %s and status.backupPath is empty (the operator runs with --link-in-status=false): no link to read",
-				export.Namespace, secretName, keyOr(keys.BackupPath, uredisv1alpha1.KeyBackupPath))
+				export.Namespace, secretName, keys.BackupPath)
 		}
 		link.URL, expires = st.BackupPath, formatTime(st.ExpiresAt.Time)
 	}
@@ -156,11 +156,4 @@ func (p *Plugin) readLink(ctx context.Context, export *uredisv1alpha1.RedisBacku
 	}
 	link.ExpiresAt = at
 	return link, nil
-}
-
-func keyOr(key, def string) string {
-	if key != "" {
-		return key
-	}
-	return def
 }

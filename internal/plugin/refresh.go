@@ -173,7 +173,7 @@ func (p *Plugin) answerError(ctx context.Context, answer Answer) error {
 	default:
 		why := p.declineNote(ctx, export)
 		if why == "" {
-			why = "forced refreshes come at least --forced-refresh-min-interval (30s by default) after the last attempt, and none while the provider rejects the credentials"
+			why = "forced refreshes come at least --forced-refresh-min-interval after the last attempt, none while the provider rejects the credentials, and none while the resource is suspended"
 		}
 		last := lastAttempt(export)
 		if !last.IsZero() {
@@ -217,7 +217,7 @@ func (p *Plugin) declineNote(ctx context.Context, export *uredisv1alpha1.RedisBa
 	if newest == nil {
 		return ""
 	}
-	return strings.TrimPrefix(newest.Note, "refresh request acknowledged without a refresh: ")
+	return strings.TrimPrefix(newest.Note, uredisv1alpha1.RefreshRequestDeclinedPrefix)
 }
 
 func eventTime(e *eventsv1.Event) time.Time {
