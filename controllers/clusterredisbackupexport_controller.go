@@ -329,9 +329,7 @@ func (r *ClusterRedisBackupExportReconciler) report(ctx context.Context, origina
 	switch {
 	case after.Status == metav1.ConditionFalse:
 		reason := after.Reason
-		if reason == uredisv1alpha1.ReasonSuspended && clusterLinkExpired(export, spec, a.now) {
-			// As on a RedisBackupExport: the expiry is what a person
-			// needs to see, suspended or not.
+		if expiryEvent(after, clusterLinkExpired(export, spec, a.now)) {
 			reason = uredisv1alpha1.ReasonLinkExpired
 		}
 		r.Events.Eventf(export, nil, corev1.EventTypeWarning, reason, "Refresh", "%s", truncate(after.Message, maxErrorText))

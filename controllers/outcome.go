@@ -349,6 +349,13 @@ func progressConditions(conditions *[]metav1.Condition, generation int64) {
 	})
 }
 
+// expiryEvent: a Ready condition that deserves the LinkExpired Event,
+// whether a failing retry or the wake-up at the expiry noticed it, and
+// whether the resource is suspended or not. For either kind.
+func expiryEvent(ready *metav1.Condition, expired bool) bool {
+	return ready.Reason == uredisv1alpha1.ReasonLinkExpired || (ready.Reason == uredisv1alpha1.ReasonSuspended && expired)
+}
+
 // notable is an Event worth recording about an attempt.
 type notable struct {
 	eventType, reason, note string
@@ -368,10 +375,7 @@ func eventFor(before *metav1.Condition, backupID string, export *uredisv1alpha1.
 	}
 	changed := before == nil || before.Status != after.Status || before.Reason != after.Reason
 	switch {
-	case changed && after.Reason == uredisv1alpha1.ReasonLinkExpired,
-		changed && after.Reason == uredisv1alpha1.ReasonSuspended && linkStateAt(export, a.now) == linkExpired:
-		// Whether a failing retry or the wake-up at the expiry noticed it,
-		// and whether the resource is suspended or not.
+	case changed && expiryEvent(after, linkStateAt(export, a.now) == linkExpired):
 		return notable{corev1.EventTypeWarning, uredisv1alpha1.ReasonLinkExpired, after.Message}, true
 	case a.link != nil:
 		recovered := before != nil && changed
